@@ -1,0 +1,95 @@
+"""Pieces every job spec shares: the base model, resources, and file inputs.
+
+pydantic + stdlib only: the CLI imports these without torch, transformers or Ray.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from orchestrator.names import NAME_PATTERN
+
+FileFormat = Literal["auto", "text", "jsonl", "csv", "tsv", "parquet"]
+FORMAT_BY_SUFFIX = {".txt": "text", ".text": "text", ".jsonl": "jsonl", ".json": "jsonl",
+                    ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; every field documents itself."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Resources(StrictModel):
+    """What the job's driver process asks of the cluster."""
+
+    cpus: float = Field(1.0, ge=0, description="Logical CPUs for the driver.")
+    gpus: float = Field(0.0, ge=0, description="GPUs for the driver.")
+    memory_gb: float | None = Field(None, gt=0, description="Memory to reserve, in GiB.")
+
+    def as_ray(self) -> dict[str, float]:
+        out = {"CPU": self.cpus, "GPU": self.gpus}
+        if self.memory_gb:
+            out["memory"] = self.memory_gb * 2**30
+        return out
+
+
+class JobSpecBase(StrictModel):
+    kind: str
+    name: str = Field(
+        description="Registry name of what the job produces (a tokenizer or model name); "
+        "letters, digits, '_', '.', '-'.",
+        pattern=NAME_PATTERN.pattern,
+    )
+    description: str = Field("", description="Free text kept with the job.")
+
+    @field_validator("name")
+    @classmethod
+    def _no_dot_dot(cls, value: str) -> str:
+        if ".." in value:
+            raise ValueError("must not contain '..'")
+        return value
+
+    def gang(self) -> list[dict[str, float]]:
+        """Resource bundles that must all fit at once for the job to start (driver first)."""
+        raise NotImplementedError
+
+
+def resolve_paths(patterns: list[str], info: ValidationInfo) -> list[str]:
+    """Make relative paths absolute (against the context's base dir) and, when the context
+    asks for it, check that every pattern matches at least one file."""
+    ctx: dict[str, Any] = info.context or {}
+    base = Path(ctx.get("base_dir") or os.getcwd())
+    resolved, problems = [], []
+    for pattern in patterns:
+        path = Path(os.path.expanduser(pattern))
+        absolute = str(path if path.is_absolute() else base / path)
+        resolved.append(absolute)
+        if ctx.get("check_files", True) and not expand_files([absolute]):
+            problems.append(f"no file matches {pattern!r} (looked for {absolute})")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return resolved
+
+
+def expand_files(patterns: list[str]) -> list[str]:
+    """Files named by paths, globs or folders (a folder means every file in it), sorted."""
+    files: list[str] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            files.extend(sorted(str(p) for p in Path(pattern).rglob("*") if p.is_file()))
+        else:
+            files.extend(sorted(p for p in glob.glob(pattern, recursive=True)
+                                if os.path.isfile(p)))
+    return files
+
+
+def detect_format(path: str, declared: str) -> str:
+    if declared != "auto":
+        return declared
+    return FORMAT_BY_SUFFIX.get(Path(path).suffix.lower(), "text")

@@ -1,0 +1,48 @@
+"""``orch``: submit and follow jobs, query the registry, run the local cluster.
+
+Command modules import only click at load time, so ``orch --help`` starts fast; the
+registry, specs and Ray are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from orchestrator.cli import cluster, datasets, jobs, submit, tokenizers
+from orchestrator.errors import OrchestratorError
+
+
+class OrchGroup(click.Group):
+    """Turns OrchestratorError into a one-line message and its exit code (1 or 2)."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except OrchestratorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=OrchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ray-nlp-orchestrator", prog_name="orch")
+def cli() -> None:
+    """Job orchestration for Hugging Face NLP training on Ray.
+
+    Settings come from ORCH_* environment variables or ~/.config/orch/config.yaml:
+    ORCH_REGISTRY_URL (default: SQLite under ORCH_HOME), ORCH_ARTIFACT_ROOT,
+    ORCH_CLUSTER_ADDRESS (default: the local cluster of `orch cluster up`).
+    """
+
+
+cli.add_command(submit.validate)
+cli.add_command(submit.submit)
+cli.add_command(jobs.jobs)
+cli.add_command(tokenizers.tokenizers)
+cli.add_command(datasets.datasets)
+cli.add_command(cluster.cluster)
+
+
+def main() -> None:
+    cli()

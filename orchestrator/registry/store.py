@@ -1,0 +1,230 @@
+"""The queries the CLI, the scheduler and the job drivers need, on one short transaction each.
+
+Functions take a ``Session`` so that several of them can share one transaction (a driver
+registers its tokenizer and marks its job SUCCEEDED atomically); ``Registry`` owns the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import NotFoundError
+from orchestrator.registry.db import get_engine, session_scope
+from orchestrator.registry.models import (
+    ACTIVE_STATUSES,
+    Dataset,
+    Job,
+    JobEvent,
+    JobStatus,
+    ServiceState,
+    Tokenizer,
+    utcnow,
+)
+
+# Which states a job may move to from which: anything else is ignored, so a late or
+# duplicate report (the driver and the scheduler both saw the end) never rewrites history.
+ALLOWED_FROM: dict[JobStatus, tuple[JobStatus, ...]] = {
+    JobStatus.STARTING: (JobStatus.QUEUED,),
+    JobStatus.RUNNING: (JobStatus.STARTING, JobStatus.RETRYING),
+    JobStatus.RETRYING: (JobStatus.STARTING, JobStatus.RUNNING),
+    JobStatus.SUCCEEDED: ACTIVE_STATUSES,
+    JobStatus.FAILED: (JobStatus.QUEUED, *ACTIVE_STATUSES),
+    JobStatus.CANCELLED: (JobStatus.QUEUED, *ACTIVE_STATUSES),
+}
+
+
+def as_utc(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class Registry:
+    """Owns the engine for one registry URL; hands out short transactions."""
+
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or get_engine(url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.engine) as session:
+            yield session
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+
+def create_job(session: Session, *, kind: str, name: str, spec: dict[str, Any],
+               resources: dict[str, float], priority: int = 0,
+               code_version: str | None = None, submitted_by: str | None = None) -> Job:
+    job = Job(kind=kind, name=name, spec=spec, resources=resources, priority=priority,
+              status=JobStatus.QUEUED, code_version=code_version, submitted_by=submitted_by)
+    session.add(job)
+    session.flush()
+    session.add(JobEvent(job_id=job.id, from_status=None, to_status=JobStatus.QUEUED,
+                         reason=f"submitted with priority {priority}"))
+    return job
+
+
+def transition(session: Session, job_id: int, to: JobStatus, reason: str,
+               **fields: Any) -> bool:
+    """Move a job to ``to`` if its current state allows it; record the event. True if moved."""
+    current = session.scalar(select(Job.status).where(Job.id == job_id))
+    if current is None:
+        raise NotFoundError(f"job {job_id} does not exist")
+    values: dict[str, Any] = {"status": to, **fields}
+    if to == JobStatus.RUNNING:
+        values.setdefault("started_at", utcnow())
+    if to in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        values.setdefault("finished_at", utcnow())
+    moved = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_([s.value for s in ALLOWED_FROM[to]]))
+        .values(**values)
+    ).rowcount
+    if moved:
+        session.add(JobEvent(job_id=job_id, from_status=current, to_status=to, reason=reason))
+    return bool(moved)
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id} does not exist",
+                            hint="`orch jobs list` shows the jobs this registry knows")
+    return job
+
+
+def list_jobs(session: Session, status: Sequence[str] = (), kind: Sequence[str] = (),
+              limit: int | None = 50) -> list[Job]:
+    query = select(Job).order_by(Job.id.desc())
+    if status:
+        query = query.where(Job.status.in_(list(status)))
+    if kind:
+        query = query.where(Job.kind.in_(list(kind)))
+    if limit:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def queued_jobs(session: Session) -> list[Job]:
+    """The queue in admission order: higher priority first, then first come first served."""
+    return list(session.scalars(
+        select(Job).where(Job.status == JobStatus.QUEUED).order_by(Job.priority.desc(), Job.id)
+    ))
+
+
+def active_jobs(session: Session) -> list[Job]:
+    return list(session.scalars(
+        select(Job).where(Job.status.in_([s.value for s in ACTIVE_STATUSES])).order_by(Job.id)
+    ))
+
+
+def request_cancel(session: Session, job_id: int) -> str:
+    """Cancel a queued job at once, or flag an active one for the scheduler to stop."""
+    status = get_job(session, job_id).status
+    if status == JobStatus.QUEUED:
+        session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                        .values(status=JobStatus.CANCELLED, finished_at=utcnow()))
+        session.add(JobEvent(job_id=job_id, from_status=status, to_status=JobStatus.CANCELLED,
+                             reason="cancelled by user while queued"))
+        return JobStatus.CANCELLED
+    if JobStatus(status).terminal:
+        return status
+    session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+    return "CANCEL_REQUESTED"
+
+
+def set_progress(session: Session, job_id: int, message: str) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(progress=message))
+
+
+# --- datasets ---------------------------------------------------------------------------
+
+
+def upsert_dataset(session: Session, *, uri: str, fingerprint: str, format: str,
+                   files: list[dict[str, Any]], num_rows: dict[str, int],
+                   size_bytes: int) -> Dataset:
+    """The dataset row for this content at this uri, created on first sight."""
+    existing = session.scalar(
+        select(Dataset).where(Dataset.fingerprint == fingerprint, Dataset.uri == uri)
+    )
+    if existing is not None:
+        existing.num_rows = {**existing.num_rows, **num_rows}
+        return existing
+    dataset = Dataset(uri=uri, fingerprint=fingerprint, format=format, files=files,
+                      num_rows=num_rows, size_bytes=size_bytes)
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def list_datasets(session: Session, limit: int | None = 100) -> list[Dataset]:
+    query = select(Dataset).order_by(Dataset.id.desc())
+    return list(session.scalars(query.limit(limit) if limit else query))
+
+
+# --- tokenizers -------------------------------------------------------------------------
+
+
+def next_version(session: Session, column: Any, where: Any) -> int:
+    return int(session.scalar(select(func.coalesce(func.max(column), 0)).where(where))) + 1
+
+
+def add_tokenizer(session: Session, **fields: Any) -> Tokenizer:
+    """Register the next version of ``fields['name']``."""
+    version = next_version(session, Tokenizer.version, Tokenizer.name == fields["name"])
+    tokenizer = Tokenizer(version=version, **fields)
+    session.add(tokenizer)
+    session.flush()
+    return tokenizer
+
+
+def list_tokenizers(session: Session, name: str | None = None,
+                    limit: int | None = 100) -> list[Tokenizer]:
+    query = select(Tokenizer).order_by(Tokenizer.name, Tokenizer.version.desc())
+    if name:
+        query = query.where(Tokenizer.name == name)
+    return list(session.scalars(query.limit(limit) if limit else query))
+
+
+def get_tokenizer(session: Session, name: str, version: int | None = None) -> Tokenizer:
+    query = select(Tokenizer).where(Tokenizer.name == name)
+    query = (query.where(Tokenizer.version == version) if version
+             else query.order_by(Tokenizer.version.desc()).limit(1))
+    tokenizer = session.scalar(query)
+    if tokenizer is None:
+        which = f"{name}:{version}" if version else name
+        raise NotFoundError(f"tokenizer {which} is not registered",
+                            hint="`orch tokenizers list` shows the registered tokenizers")
+    return tokenizer
+
+
+# --- service state ----------------------------------------------------------------------
+
+
+def put_state(session: Session, key: str, value: dict[str, Any]) -> None:
+    row = session.get(ServiceState, key)
+    if row is None:
+        session.add(ServiceState(key=key, value=value, updated_at=utcnow()))
+    else:
+        row.value = value
+        row.updated_at = utcnow()
+
+
+def get_state(session: Session, key: str) -> tuple[dict[str, Any], float] | None:
+    """The value and its age in seconds, or None."""
+    row = session.get(ServiceState, key)
+    if row is None:
+        return None
+    updated = as_utc(row.updated_at)
+    assert updated is not None
+    return row.value, (utcnow() - updated).total_seconds()

@@ -1,0 +1,169 @@
+"""The scheduler loop: admit queued jobs, submit their drivers, reconcile Ray into the registry.
+
+One scheduler runs per (cluster, registry), as a detached Ray actor on the head started by
+``orchestrator.ray_client``. It keeps no state of its own between ticks: everything lives
+in the registry, so a restarted scheduler carries on where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import time
+from datetime import timedelta
+from typing import Any, Protocol
+
+from orchestrator.registry import JobStatus, Registry, store
+from orchestrator.registry.models import Job, utcnow
+from orchestrator.scheduler.admission import Request, fmt, plan, total
+
+log = logging.getLogger("orch.scheduler")
+
+LOST_GRACE = timedelta(seconds=60)  # a just-submitted driver may not be listed by Ray yet
+HEARTBEAT_KEY = "scheduler:{key}"
+
+
+class Backend(Protocol):
+    """What the scheduler needs from a Ray cluster (implemented in ray_client)."""
+
+    def nodes(self) -> list[dict[str, float]]: ...
+    def job_statuses(self) -> dict[str, tuple[str, str]]: ...
+    def submit(self, submission_id: str, entrypoint: str, resources: dict[str, float],
+               env: dict[str, str]) -> None: ...
+    def stop(self, submission_id: str) -> None: ...
+    def log_tail(self, submission_id: str, lines: int = 20) -> str: ...
+
+
+def submission_id(registry_key: str, job: Job) -> str:
+    return f"orch-{registry_key}-{job.id}-{job.attempts + 1}"
+
+
+def driver_entrypoint(job_id: int) -> str:
+    return f"{shlex.quote(sys.executable)} -m jobs.driver {job_id}"
+
+
+class Scheduler:
+    def __init__(self, registry: Registry, backend: Backend, registry_key: str,
+                 driver_env: dict[str, str]) -> None:
+        self.registry = registry
+        self.backend = backend
+        self.key = registry_key
+        self.driver_env = driver_env
+
+    # --- one pass ------------------------------------------------------------------------
+
+    def tick(self) -> dict[str, Any]:
+        nodes = self.backend.nodes()
+        statuses = self.backend.job_statuses()
+        self.reconcile(statuses)
+        self.stop_cancelled(statuses)
+        view = self.admit(nodes)
+        self.publish(view)
+        return view
+
+    def reconcile(self, statuses: dict[str, tuple[str, str]]) -> None:
+        """Bring every active job's registry state in line with what Ray says of its driver."""
+        with self.registry.session() as session:
+            active = [(j.id, j.ray_job_id, j.cancel_requested) for j in store.active_jobs(session)]
+        for job_id, ray_id, cancelled in active:
+            ray_status, message = statuses.get(ray_id or "", (None, ""))
+            self._reconcile_one(job_id, ray_id, cancelled, ray_status, message)
+
+    def _reconcile_one(self, job_id: int, ray_id: str | None, cancelled: bool,
+                       ray_status: str | None, message: str) -> None:
+        if ray_status in ("PENDING", None) and ray_id is not None:
+            if ray_status is None and self._submitted_long_ago(job_id):
+                self._finish(job_id, JobStatus.FAILED,
+                             f"lost: Ray no longer knows driver {ray_id} (was the cluster "
+                             "restarted?)")
+            return
+        if ray_status == "RUNNING":  # the driver itself records RUNNING once it has started
+            return
+        if ray_status == "SUCCEEDED":
+            self._finish(job_id, JobStatus.FAILED,
+                         "the driver exited without registering a result")
+        elif ray_status == "STOPPED":
+            self._finish(job_id, JobStatus.CANCELLED if cancelled else JobStatus.FAILED,
+                         "cancelled by user" if cancelled else "driver stopped outside orch")
+        elif ray_status == "FAILED":
+            tail = self.backend.log_tail(ray_id or "")
+            first = message.splitlines()[0] if message else "no message from Ray"
+            self._finish(job_id, JobStatus.CANCELLED if cancelled else JobStatus.FAILED,
+                         f"driver failed: {first}" + (f"\n--- last log lines ---\n{tail}"
+                                                      if tail else ""))
+
+    def _submitted_long_ago(self, job_id: int) -> bool:
+        with self.registry.session() as session:
+            job = store.get_job(session, job_id)
+            last = max((store.as_utc(e.at) for e in job.events), default=None)
+        return last is not None and utcnow() - last > LOST_GRACE
+
+    def stop_cancelled(self, statuses: dict[str, tuple[str, str]]) -> None:
+        with self.registry.session() as session:
+            targets = [(j.id, j.ray_job_id) for j in store.active_jobs(session)
+                       if j.cancel_requested]
+        for job_id, ray_id in targets:
+            if ray_id is None or statuses.get(ray_id, ("",))[0] in ("STOPPED", "FAILED"):
+                continue
+            log.info("stopping job %s (%s) on request", job_id, ray_id)
+            self.backend.stop(ray_id)
+            if statuses.get(ray_id, ("",))[0] == "PENDING":  # Ray ignores stop while pending
+                self._finish(job_id, JobStatus.CANCELLED, "cancelled by user before it started")
+
+    def admit(self, nodes: list[dict[str, float]]) -> dict[str, Any]:
+        with self.registry.session() as session:
+            in_use = total(r for j in store.active_jobs(session)
+                           for r in j.resources.get("bundles", []))
+            queue = [Request(j.id, j.priority, tuple(j.resources.get("bundles", [])))
+                     for j in store.queued_jobs(session)]
+        decision = plan(queue, nodes, in_use)
+        for job_id in decision.admitted:
+            self._start(job_id)
+        return {"nodes": nodes, "total": total(nodes), "in_use": in_use,
+                "waiting": {str(k): v for k, v in decision.waiting.items()},
+                "admitted": decision.admitted, "pid": os.getpid()}
+
+    def _start(self, job_id: int) -> None:
+        """Claim a queued job (atomically: a cancel may have won) and submit its driver."""
+        with self.registry.session() as session:
+            job = store.get_job(session, job_id)
+            ray_id = submission_id(self.key, job)
+            bundles = job.resources.get("bundles", [])
+            claimed = store.transition(
+                session, job_id, JobStatus.STARTING,
+                f"admitted: {fmt(total(bundles))} fit the cluster; driver {ray_id}",
+                ray_job_id=ray_id, attempts=job.attempts + 1)
+        if not claimed:
+            return
+        driver = bundles[0] if bundles else {}
+        try:
+            self.backend.submit(ray_id, driver_entrypoint(job_id), driver,
+                                {**self.driver_env, "ORCH_JOB_ID": str(job_id)})
+        except Exception as exc:  # noqa: BLE001 - a refused submit fails the job, not us
+            log.exception("submitting job %s failed", job_id)
+            self._finish(job_id, JobStatus.FAILED, f"could not submit the driver to Ray: {exc}")
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _finish(self, job_id: int, to: JobStatus, reason: str) -> None:
+        with self.registry.session() as session:
+            fields: dict[str, Any] = {"progress": None}
+            if to == JobStatus.FAILED:
+                fields["error"] = reason
+            if store.transition(session, job_id, to, reason.splitlines()[0], **fields):
+                log.info("job %s -> %s: %s", job_id, to, reason.splitlines()[0])
+
+    def publish(self, view: dict[str, Any]) -> None:
+        with self.registry.session() as session:
+            store.put_state(session, HEARTBEAT_KEY.format(key=self.key), view)
+
+    def run_forever(self, interval: float = 1.0, should_stop: Any = None) -> None:
+        while not (should_stop and should_stop()):
+            started = time.monotonic()
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - a bad tick must not kill the scheduler
+                log.exception("scheduler tick failed; retrying")
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -1,0 +1,83 @@
+"""Submitting jobs and following them: the Python API behind `orch submit` and `--wait`."""
+
+from __future__ import annotations
+
+import getpass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.config import Settings
+from orchestrator.registry import JobStatus, Registry, store
+from orchestrator.registry.models import JobEvent
+
+HEARTBEAT_FRESH_S = 10.0
+
+
+def submit_spec(registry: Registry, spec: Any, priority: int = 0,
+                code_version: str | None = None) -> int:
+    """Insert a QUEUED job for a validated spec and return its id (no Ray involved)."""
+    with registry.session() as session:
+        job = store.create_job(
+            session, kind=spec.kind, name=spec.name, spec=spec.model_dump(mode="json"),
+            resources={"bundles": spec.gang()}, priority=priority,
+            code_version=code_version, submitted_by=_user())
+        return job.id
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def scheduler_heartbeat(settings: Settings, registry: Registry) -> tuple[dict, float] | None:
+    from orchestrator.scheduler.service import HEARTBEAT_KEY
+
+    with registry.session() as session:
+        return store.get_state(session, HEARTBEAT_KEY.format(key=settings.registry_key))
+
+
+def ensure_scheduler(settings: Settings, registry: Registry, start_cluster: bool = True) -> None:
+    """Make sure a scheduler serves this registry, starting the local cluster if needed.
+    Cheap when the scheduler's heartbeat is fresh: Ray is not even imported then."""
+    beat = scheduler_heartbeat(settings, registry)
+    if beat and beat[1] < HEARTBEAT_FRESH_S:
+        return
+    from orchestrator import ray_client
+
+    info = ray_client.resolve_cluster(settings, start=start_cluster)
+    ray_client.ensure_scheduler(settings, info)
+
+
+@dataclass
+class Outcome:
+    status: str
+    error: str | None
+    result: dict[str, Any] | None
+
+
+def follow(registry: Registry, job_id: int, on_event: Callable[[JobEvent], None],
+           on_progress: Callable[[str], None], poll: float = 0.5,
+           timeout: float | None = None) -> Outcome:
+    """Report each new event and progress message of a job until it ends."""
+    seen, last_progress = 0, None
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        with registry.session() as session:
+            job = store.get_job(session, job_id)
+            events = list(job.events)[seen:]
+            status, progress, error, result = job.status, job.progress, job.error, job.result
+        for event in events:
+            on_event(event)
+        seen += len(events)
+        if progress and progress != last_progress:
+            on_progress(progress)
+            last_progress = progress
+        if JobStatus(status).terminal:
+            return Outcome(status, error, result)
+        if deadline and time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {status} after {timeout:.0f}s")
+        time.sleep(poll)
