@@ -34,6 +34,11 @@ NAMESPACE = "orch"
 STATE_FILE = "state.json"
 STOP_GRACE_S = 10.0
 PREFERRED_PORTS = {"gcs": 6380, "dashboard": 8265, "client": 10001}
+# Ports Ray otherwise takes at fixed defaults (the dashboard agent's 52365...): a second
+# cluster on the same machine would fail to start its agent and refuse every job.
+FREE_PORT_FLAGS = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                   "runtime-env-agent-port", "metrics-export-port", "node-manager-port",
+                   "object-manager-port")
 PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -64,8 +69,8 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def _pick_port(preferred: int) -> int:
-    if _port_free(preferred):
+def _pick_port(preferred: int | None = None) -> int:
+    if preferred and _port_free(preferred):
         return preferred
     with socket.socket() as sock:
         sock.bind(("", 0))
@@ -99,15 +104,20 @@ def _temp_dir(settings: Settings) -> str:
 
 
 @contextmanager
-def _cluster_lock(settings: Settings) -> Iterator[None]:
-    """Serialise cluster up/down (twenty `orch submit` at once start one cluster, not 20)."""
-    settings.cluster_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.cluster_dir / "lock", "w") as fh:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes on this machine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _cluster_lock(settings: Settings) -> Any:
+    """Serialise cluster up/down (twenty `orch submit` at once start one cluster, not 20)."""
+    return file_lock(settings.cluster_dir / "lock")
 
 
 def local_cluster(settings: Settings) -> ClusterInfo | None:
@@ -140,6 +150,7 @@ def start_local_cluster(settings: Settings, num_cpus: float | None = None,
                f"--dashboard-port={ports['dashboard']}",
                f"--ray-client-server-port={ports['client']}", f"--temp-dir={temp_dir}",
                "--disable-usage-stats"]
+        cmd += [f"--{flag}={_pick_port()}" for flag in FREE_PORT_FLAGS]
         cpus = num_cpus if num_cpus is not None else settings.num_cpus
         gpus = num_gpus if num_gpus is not None else settings.num_gpus
         cmd += [f"--num-cpus={cpus:g}"] if cpus is not None else []

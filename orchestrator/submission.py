@@ -43,13 +43,19 @@ def scheduler_heartbeat(settings: Settings, registry: Registry) -> tuple[dict, f
 def ensure_scheduler(settings: Settings, registry: Registry, start_cluster: bool = True) -> None:
     """Make sure a scheduler serves this registry, starting the local cluster if needed.
     Cheap when the scheduler's heartbeat is fresh: Ray is not even imported then."""
-    beat = scheduler_heartbeat(settings, registry)
-    if beat and beat[1] < HEARTBEAT_FRESH_S:
+    def fresh() -> bool:
+        beat = scheduler_heartbeat(settings, registry)
+        return beat is not None and beat[1] < HEARTBEAT_FRESH_S
+
+    if fresh():
         return
     from orchestrator import ray_client
 
-    info = ray_client.resolve_cluster(settings, start=start_cluster)
-    ray_client.ensure_scheduler(settings, info)
+    with ray_client.file_lock(settings.cluster_dir / "scheduler.lock"):
+        if fresh():  # another `orch submit` started it while we waited
+            return
+        info = ray_client.resolve_cluster(settings, start=start_cluster)
+        ray_client.ensure_scheduler(settings, info)
 
 
 @dataclass

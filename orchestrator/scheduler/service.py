@@ -23,6 +23,7 @@ log = logging.getLogger("orch.scheduler")
 
 LOST_GRACE = timedelta(seconds=60)  # a just-submitted driver may not be listed by Ray yet
 HEARTBEAT_KEY = "scheduler:{key}"
+SUBMIT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # ~30 s before a refused submit fails
 
 
 class Backend(Protocol):
@@ -138,12 +139,20 @@ class Scheduler:
         if not claimed:
             return
         driver = bundles[0] if bundles else {}
-        try:
-            self.backend.submit(ray_id, driver_entrypoint(job_id), driver,
-                                {**self.driver_env, "ORCH_JOB_ID": str(job_id)})
-        except Exception as exc:  # noqa: BLE001 - a refused submit fails the job, not us
-            log.exception("submitting job %s failed", job_id)
-            self._finish(job_id, JobStatus.FAILED, f"could not submit the driver to Ray: {exc}")
+        env = {**self.driver_env, "ORCH_JOB_ID": str(job_id)}
+        for delay in (*SUBMIT_RETRY_DELAYS, None):
+            try:
+                self.backend.submit(ray_id, driver_entrypoint(job_id), driver, env)
+                return
+            except Exception as exc:  # noqa: BLE001 - a refused submit fails the job, not us
+                if delay is None:
+                    log.exception("submitting job %s failed", job_id)
+                    self._finish(job_id, JobStatus.FAILED,
+                                 f"could not submit the driver to Ray: {exc}")
+                    return
+                # e.g. "No available agent to submit job" while a new cluster settles
+                log.warning("submitting job %s failed (%s); retrying in %.1fs", job_id, exc, delay)
+                time.sleep(delay)
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -1,0 +1,137 @@
+"""Shared fixtures: registries on SQLite and PostgreSQL, and one real local Ray cluster
+(with its scheduler) for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+GUTENBERG = SHARED_DATA / "gutenberg_en" / "train.txt"
+MARS = REPO / "jobs" / "data" / "mars.txt"
+POSTGRES_URL = os.environ.get("ORCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+# The tests must never touch the user's own ~/.local/share/orch or ~/.config/orch.
+os.environ.pop("ORCH_REGISTRY_URL", None)
+os.environ.pop("ORCH_CLUSTER_ADDRESS", None)
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, dropped afterwards.
+
+    Locally a missing server skips these tests; in CI (CI=true) it fails them, so a broken
+    PostgreSQL can never turn the registry's PostgreSQL coverage silently off."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"orch_test_{uuid.uuid4().hex[:10]}"
+    admin = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {admin} is not reachable in CI: {exc}")
+        pytest.skip(f"PostgreSQL at {admin} is not reachable: {exc}")
+    base, _, _db = admin.rpartition("/")
+    yield f"{base}/{name}"
+    from orchestrator.registry.db import dispose_engines
+
+    dispose_engines()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty registry on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    base = request.getfixturevalue("postgres_server_url")
+    yield base
+    from sqlalchemy import text
+
+    from orchestrator.registry.db import get_engine
+
+    with get_engine(base).begin() as conn:  # empty it for the next test
+        conn.execute(text("TRUNCATE jobs, job_events, datasets, tokenizers, models, "
+                          "model_versions, aliases, alias_events, metrics, deployments, "
+                          "service_state RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def orch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ORCH_HOME (and no config file) for one test."""
+    home = tmp_path / "orch-home"
+    monkeypatch.setenv("ORCH_HOME", str(home))
+    monkeypatch.setenv("ORCH_CONFIG", str(tmp_path / "no-config.yaml"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def gutenberg() -> Path:
+    if not GUTENBERG.is_file():
+        pytest.skip(f"{GUTENBERG} is not here (the shared datasets live beside the checkout)")
+    return GUTENBERG
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """One real local Ray cluster, started through our own code, with a scheduler serving a
+    session registry. Integration tests share it; it is stopped at the end."""
+    from orchestrator import ray_client
+    from orchestrator.config import Settings
+    from orchestrator.registry import Registry
+
+    home = tmp_path_factory.mktemp("ray-session") / "home"
+    settings = Settings(home=home)
+    info, _ = ray_client.start_local_cluster(settings, num_cpus=2)
+    registry = Registry(settings.resolved_registry_url)
+    try:
+        ray_client.ensure_scheduler(settings, info)
+        yield {"settings": settings, "info": info, "registry": registry}
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        ray_client.stop_local_cluster(settings)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def orch_cmd() -> list[str]:
+    """The installed `orch` console script next to this Python."""
+    script = Path(sys.executable).parent / "orch"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "orchestrator.cli"]
+
+
+def run_orch(args: list[str], env: dict[str, str], timeout: float = 300,
+             check: bool = False) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*orch_cmd(), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"orch {' '.join(args)} exited {proc.returncode}\n"
+                             f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+    return proc

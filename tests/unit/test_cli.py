@@ -1,0 +1,171 @@
+"""The CLI through click's CliRunner (no Ray): exit codes, JSON shapes, messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+from orchestrator.registry import JobStatus, Registry, store
+from tests.conftest import MARS, orch_cmd
+
+
+@pytest.fixture
+def reg(orch_home: Path, registry_url: str, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    monkeypatch.setenv("ORCH_REGISTRY_URL", registry_url)
+    return Registry(registry_url)
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def seed(reg: Registry) -> dict[str, int]:
+    with reg.session() as s:
+        ok = store.create_job(s, kind="tokenizer", name="wp", spec={"kind": "tokenizer"},
+                              resources={"bundles": [{"CPU": 1}]}).id
+        bad = store.create_job(s, kind="tokenizer", name="bpe", spec={"kind": "tokenizer"},
+                               resources={"bundles": [{"CPU": 1}]}).id
+        waiting = store.create_job(s, kind="tokenizer", name="big", spec={"kind": "tokenizer"},
+                                   resources={"bundles": [{"CPU": 64}]}, priority=3).id
+    with reg.session() as s:
+        for job_id in (ok, bad):
+            store.transition(s, job_id, JobStatus.STARTING, "admitted")
+            store.transition(s, job_id, JobStatus.RUNNING, "started")
+        store.transition(s, bad, JobStatus.FAILED, "the job raised an error",
+                         error="/data/x.txt: not valid UTF-8 at byte 3")
+        dataset = store.upsert_dataset(s, uri="/data/corpus.txt", fingerprint="f" * 64,
+                                       format="text", files=[], num_rows={"train": 10},
+                                       size_bytes=100)
+        store.add_tokenizer(s, name="wp", algorithm="wordpiece", vocab_size=8000,
+                            vocab_hash="h", artifact_uri="/a/wp/v1", dataset_id=dataset.id,
+                            job_id=ok)
+        store.transition(s, ok, JobStatus.SUCCEEDED, "registered", result={"tokenizer": "wp:1"})
+    return {"ok": ok, "bad": bad, "waiting": waiting}
+
+
+def test_help_is_fast_and_imports_no_heavy_libraries() -> None:
+    started = time.perf_counter()
+    proc = subprocess.run([*orch_cmd(), "--help"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0 and "submit" in proc.stdout
+    assert elapsed < 1.0, f"orch --help took {elapsed:.2f}s"
+    probe = ("import sys, orchestrator.cli, orchestrator.cli.common; "
+             "print(sorted(m for m in ('torch', 'transformers', 'ray', 'sqlalchemy') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_validate_reports_all_problems_and_exits_2(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("kind: tokenizer\nname: t\ndata:\n  files: [nope.txt]\n"
+                    "tokenizer:\n  vocab_size: 0\n  algorithm: sentencepiece\n")
+    code, out, err = invoke("validate", str(spec))
+    assert code == 2 and out == ""
+    assert "3 problems" in err and "data.files" in err and "tokenizer.vocab_size" in err
+    assert "tokenizer.algorithm" in err
+
+
+def test_validate_ok(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"kind: tokenizer\nname: t\ndata:\n  files: [{MARS}]\n")
+    assert invoke("validate", str(spec), "--set", "tokenizer.vocab_size=900")[:2] == (
+        0, "valid tokenizer spec: t\n")
+
+
+def test_submit_with_a_bad_spec_exits_2_and_records_nothing(reg: Registry,
+                                                            tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("kind: tokenizer\nname: t\ndata:\n  files: [nope.txt]\n")
+    code, out, err = invoke("submit", str(spec))
+    assert code == 2 and "no file matches 'nope.txt'" in err
+    with reg.session() as s:
+        assert store.list_jobs(s) == []
+
+
+def test_jobs_list_json_is_an_array_of_objects_with_the_table_columns(reg: Registry) -> None:
+    ids = seed(reg)
+    code, out, _ = invoke("jobs", "list", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and [r["id"] for r in rows] == [ids["waiting"], ids["bad"], ids["ok"]]
+    assert set(rows[0]) == {"id", "kind", "name", "status", "priority", "created_at",
+                            "duration_s", "summary"}
+    _, table, _ = invoke("jobs", "list")
+    assert table.splitlines()[0].split()[:4] == ["ID", "KIND", "NAME", "STATUS"]
+    _, failed, _ = invoke("jobs", "list", "--status", "failed", "--format", "json")
+    assert [r["id"] for r in json.loads(failed)] == [ids["bad"]]
+    _, limited, _ = invoke("jobs", "list", "--limit", "1", "--kind", "tokenizer",
+                           "--format", "json")
+    assert len(json.loads(limited)) == 1
+
+
+def test_jobs_show_says_why_a_job_failed(reg: Registry) -> None:
+    ids = seed(reg)
+    code, out, _ = invoke("jobs", "show", str(ids["bad"]))
+    assert code == 0 and "FAILED" in out and "not valid UTF-8 at byte 3" in out
+    assert "QUEUED -> STARTING: admitted" in out
+    data = json.loads(invoke("jobs", "show", str(ids["bad"]), "--format", "json")[1])
+    assert data["error"] == "/data/x.txt: not valid UTF-8 at byte 3"
+    assert [e["to"] for e in data["events"]] == ["QUEUED", "STARTING", "RUNNING", "FAILED"]
+
+
+def test_unknown_job_exits_2(reg: Registry) -> None:
+    code, out, err = invoke("jobs", "show", "999")
+    assert code == 2 and out == "" and "job 999 does not exist" in err
+
+
+def test_why_without_a_scheduler_says_how_to_start_one(reg: Registry) -> None:
+    ids = seed(reg)
+    out = json.loads(invoke("jobs", "why", str(ids["waiting"]), "--format", "json")[1])
+    assert out["asks"] == "64 CPU" and "orch cluster up" in out["reason"]
+    done = json.loads(invoke("jobs", "why", str(ids["ok"]), "--format", "json")[1])
+    assert done["reason"] == "not waiting: the job is SUCCEEDED"
+
+
+def test_why_with_a_scheduler_view(reg: Registry) -> None:
+    ids = seed(reg)
+    from orchestrator.config import load_settings
+    from orchestrator.scheduler.service import HEARTBEAT_KEY
+
+    key = HEARTBEAT_KEY.format(key=load_settings().registry_key)
+    with reg.session() as s:
+        store.put_state(s, key, {"total": {"CPU": 2.0}, "in_use": {"CPU": 1.0},
+                                 "waiting": {str(ids["waiting"]): "can never start: ..."}})
+    out = json.loads(invoke("jobs", "why", str(ids["waiting"]), "--format", "json")[1])
+    assert out["free"] == "1 CPU" and out["reason"] == "can never start: ..."
+
+
+def test_cancel_a_queued_job(reg: Registry) -> None:
+    ids = seed(reg)
+    code, _, err = invoke("jobs", "cancel", str(ids["waiting"]))
+    assert code == 0 and "cancelled" in err
+    assert json.loads(invoke("jobs", "show", str(ids["waiting"]), "--format", "json")[1])[
+        "status"] == "CANCELLED"
+    _, _, again = invoke("jobs", "cancel", str(ids["ok"]))
+    assert "already ended (SUCCEEDED)" in again
+
+
+def test_tokenizers_and_datasets(reg: Registry) -> None:
+    seed(reg)
+    rows = json.loads(invoke("tokenizers", "list", "--format", "json")[1])
+    assert [(r["name"], r["version"], r["vocab_size"]) for r in rows] == [("wp", 1, 8000)]
+    shown = json.loads(invoke("tokenizers", "show", "wp:1", "--format", "json")[1])
+    assert shown["dataset"]["uri"] == "/data/corpus.txt"
+    assert invoke("tokenizers", "show", "wp:7")[0] == 2
+    assert invoke("tokenizers", "show", "../x")[0] == 2
+    data = json.loads(invoke("datasets", "list", "--format", "json")[1])
+    assert data[0]["num_rows"] == {"train": 10} and data[0]["fingerprint"] == "f" * 64
+
+
+def test_logs_of_a_queued_job_explain_there_is_none_yet(reg: Registry) -> None:
+    ids = seed(reg)
+    code, out, err = invoke("jobs", "logs", str(ids["waiting"]))
+    assert code == 0 and out == "" and "has not started" in err

@@ -1,0 +1,129 @@
+"""Job specs: every shipped example validates; bad specs report every problem with its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.specs import load_spec, parse_spec
+from jobs.specs.tokenizer import TokenizerJobSpec
+from orchestrator.errors import SpecError
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "jobs" / "configs").glob("*.yaml"))
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text("hello world\nsecond line\n")
+    return path
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(exc: pytest.ExceptionInfo[SpecError]) -> str:
+    return "\n".join(exc.value.problems) or exc.value.message
+
+
+def test_there_are_example_specs() -> None:
+    assert len(EXAMPLES) >= 3
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_spec_validates(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # example data paths are relative to the repository root
+    spec = load_spec(path)
+    assert spec.name and spec.kind
+    assert spec.gang()[0]["CPU"] > 0
+
+
+def test_defaults_fit_masked_lm_pretraining(corpus: Path) -> None:
+    spec = parse_spec({"kind": "tokenizer", "name": "t", "data": {"files": [str(corpus)]}})
+    assert isinstance(spec, TokenizerJobSpec)
+    assert spec.tokenizer.special_tokens == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    bpe = parse_spec({"kind": "tokenizer", "name": "t", "data": {"files": [str(corpus)]},
+                      "tokenizer": {"algorithm": "bpe"}})
+    assert "<mask>" in bpe.tokenizer.special_tokens
+
+
+def test_relative_paths_resolve_against_the_current_directory(
+        tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(write(tmp_path, "kind: tokenizer\nname: t\ndata:\n  files: [corpus.txt]\n"))
+    assert spec.data.files == [str(corpus)]
+
+
+def test_every_problem_is_reported_at_once_with_key_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, """kind: tokenizer
+name: t
+data:
+  files: [missing.txt]
+  colum: text
+tokenizer:
+  algorithm: sentencepiece
+  vocab_size: 0
+extra: 1
+""")
+    with pytest.raises(SpecError) as exc:
+        load_spec(path)
+    text = problems(exc)
+    assert exc.value.exit_code == 2
+    assert len(exc.value.problems) == 5
+    assert f"{path}:4: data.files: no file matches 'missing.txt'" in text
+    assert f"{path}:5: data.colum: unknown key" in text
+    assert f"{path}:7: tokenizer.algorithm:" in text and "'wordpiece', 'bpe' or 'unigram'" in text
+    assert f"{path}:8: tokenizer.vocab_size: Input should be greater than 0" in text
+    assert f"{path}:9: extra: unknown key" in text
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "kind: tokenizer\nname: t\ndata:\n  files: [a.txt\n")
+    with pytest.raises(SpecError, match=rf"{path}:5:1: malformed YAML"):
+        load_spec(path)
+
+
+def test_unknown_or_missing_kind(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as exc:
+        load_spec(write(tmp_path, "kind: train-everything\nname: t\n"))
+    assert "kind: 'train-everything' is not a job kind; expected one of: tokenizer" in problems(exc)
+    with pytest.raises(SpecError, match="kind: is missing"):
+        parse_spec({"name": "t"})
+
+
+def test_names_that_would_escape_the_artifact_root_are_refused(corpus: Path) -> None:
+    for bad in ("../evil", "a/b", "..", ".hidden", "x..y", ""):
+        with pytest.raises(SpecError, match="name:"):
+            parse_spec({"kind": "tokenizer", "name": bad, "data": {"files": [str(corpus)]}})
+
+
+def test_vocab_size_must_leave_room_beyond_special_tokens(corpus: Path) -> None:
+    with pytest.raises(SpecError, match="at least 261"):
+        parse_spec({"kind": "tokenizer", "name": "t", "data": {"files": [str(corpus)]},
+                    "tokenizer": {"algorithm": "bpe", "vocab_size": 100}})
+    with pytest.raises(SpecError, match="needs an unknown token"):
+        parse_spec({"kind": "tokenizer", "name": "t", "data": {"files": [str(corpus)]},
+                    "tokenizer": {"special_tokens": ["[PAD]", "[CLS]"]}})
+
+
+def test_overrides_set_nested_values_parsed_as_yaml(tmp_path: Path, corpus: Path) -> None:
+    path = write(tmp_path, f"kind: tokenizer\nname: t\ndata:\n  files: [{corpus}]\n")
+    spec = load_spec(path, ["tokenizer.vocab_size=1234", "tokenizer.lowercase=false",
+                            "resources.cpus=0.5", "name=other"])
+    assert (spec.tokenizer.vocab_size, spec.tokenizer.lowercase) == (1234, False)
+    assert spec.resources.cpus == 0.5 and spec.name == "other"
+
+
+def test_bad_overrides_are_spec_errors(tmp_path: Path, corpus: Path) -> None:
+    path = write(tmp_path, f"kind: tokenizer\nname: t\ndata:\n  files: [{corpus}]\n")
+    with pytest.raises(SpecError, match="expected KEY=VALUE"):
+        load_spec(path, ["tokenizer.vocab_size"])
+    with pytest.raises(SpecError, match="name is not a mapping"):
+        load_spec(path, ["name.x=1"])
+    with pytest.raises(SpecError, match="tokenizer.vocab_sise: unknown key"):
+        load_spec(path, ["tokenizer.vocab_sise=10"])
