@@ -42,9 +42,13 @@ class JobContext:
         path.mkdir(parents=True)
         return path
 
-    def publish(self, staging: Path, parent: Path,
-                register: Callable[[Session, Callable[[int], str]], Any],
-                result: Callable[[Any], dict[str, Any]]) -> Any:
+    def publish(
+        self,
+        staging: Path,
+        parent: Path,
+        register: Callable[[Session, Callable[[int], str]], Any],
+        result: Callable[[Any], dict[str, Any]],
+    ) -> Any:
         """Register the artifact and finish the job in one transaction.
 
         ``register(session, place)`` adds the registry rows; it calls ``place(version)`` once
@@ -72,11 +76,18 @@ class JobContext:
                 try:
                     with self.registry.session() as session:
                         obj = register(session, place)
-                        if not store.transition(session, self.job_id, JobStatus.SUCCEEDED,
-                                                "finished and registered its result",
-                                                result=result(obj), progress=None):
-                            raise RuntimeError(f"job {self.job_id} is no longer running "
-                                               "(cancelled?): its result is not registered")
+                        if not store.transition(
+                            session,
+                            self.job_id,
+                            JobStatus.SUCCEEDED,
+                            "finished and registered its result",
+                            result=result(obj),
+                            progress=None,
+                        ):
+                            raise RuntimeError(
+                                f"job {self.job_id} is no longer running "
+                                "(cancelled?): its result is not registered"
+                            )
                     return obj
                 except IntegrityError:  # a concurrent job took the same version number
                     undo_move()

@@ -74,8 +74,10 @@ def _jsonl_texts(path: str, column: str) -> Iterator[tuple[int, str]]:
             raise JobInputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(row, dict) or column not in row:
             keys = ", ".join(row) if isinstance(row, dict) else type(row).__name__
-            raise JobInputError(f"{path}:{lineno}: no column {column!r} (found: {keys}); "
-                                "set data.column in the spec")
+            raise JobInputError(
+                f"{path}:{lineno}: no column {column!r} (found: {keys}); "
+                "set data.column in the spec"
+            )
         yield lineno, str(row[column] if row[column] is not None else "")
 
 
@@ -85,14 +87,21 @@ def _csv_texts(path: str, column: str, delimiter: str) -> Iterator[tuple[int, st
         if reader.fieldnames is None:
             return
         if column not in reader.fieldnames:
-            raise JobInputError(f"{path}:1: no column {column!r} in the header "
-                                f"(found: {', '.join(reader.fieldnames)}); set data.column")
+            raise JobInputError(
+                f"{path}:1: no column {column!r} in the header "
+                f"(found: {', '.join(reader.fieldnames)}); set data.column"
+            )
         for row in reader:
             yield reader.line_num, row[column] or ""
 
 
-def iter_texts(files: list[str], fmt: str, column: str, max_lines: int | None = None,
-               counter: LineCounter | None = None) -> Iterator[str]:
+def iter_texts(
+    files: list[str],
+    fmt: str,
+    column: str,
+    max_lines: int | None = None,
+    counter: LineCounter | None = None,
+) -> Iterator[str]:
     """Yield the non-empty texts of ``files`` one at a time (never the whole corpus)."""
     counter = counter or LineCounter()
     for path in files:
@@ -113,8 +122,10 @@ def iter_texts(files: list[str], fmt: str, column: str, max_lines: int | None = 
                 if max_lines and counter.lines >= max_lines:
                     return
         except UnicodeDecodeError as exc:
-            raise JobInputError(f"{path}: not valid UTF-8 at byte {exc.start} "
-                                f"({exc.reason}); convert the file to UTF-8") from None
+            raise JobInputError(
+                f"{path}: not valid UTF-8 at byte {exc.start} "
+                f"({exc.reason}); convert the file to UTF-8"
+            ) from None
 
 
 def batched(items: Iterator[str], size: int = 1000) -> Iterator[list[str]]:

@@ -39,8 +39,12 @@ def run_job(job_id: int) -> int:
     with registry.session() as session:
         job = store.get_job(session, job_id)
         spec_data, code_version = job.spec, job.code_version
-        moved = store.transition(session, job_id, JobStatus.RUNNING,
-                                 f"driver started on {socket.gethostname()} (pid {os.getpid()})")
+        moved = store.transition(
+            session,
+            job_id,
+            JobStatus.RUNNING,
+            f"driver started on {socket.gethostname()} (pid {os.getpid()})",
+        )
         startable = moved or store.get_job(session, job_id).status == JobStatus.RUNNING
     if not startable:
         logging.error("job %s is not startable (cancelled or already finished)", job_id)
@@ -55,8 +59,14 @@ def run_job(job_id: int) -> int:
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the registry
         traceback.print_exc()
         with registry.session() as session:
-            store.transition(session, job_id, JobStatus.FAILED, "the job raised an error",
-                             error=describe_failure(exc), progress=None)
+            store.transition(
+                session,
+                job_id,
+                JobStatus.FAILED,
+                "the job raised an error",
+                error=describe_failure(exc),
+                progress=None,
+            )
         return 1
 
 

@@ -24,30 +24,38 @@ def build_tokenizer(p: TokenizerParams) -> tuple[Tokenizer, Any]:
     roles = special_token_roles(specials)
     if p.algorithm == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token=roles["unk_token"]))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=p.lowercase,
-                                                    strip_accents=p.lowercase)
+        tok.normalizer = normalizers.BertNormalizer(
+            lowercase=p.lowercase, strip_accents=p.lowercase
+        )
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece(prefix="##")
-        trainer = tk_trainers.WordPieceTrainer(vocab_size=p.vocab_size, special_tokens=specials,
-                                               min_frequency=p.min_frequency,
-                                               continuing_subword_prefix="##")
+        trainer = tk_trainers.WordPieceTrainer(
+            vocab_size=p.vocab_size,
+            special_tokens=specials,
+            min_frequency=p.min_frequency,
+            continuing_subword_prefix="##",
+        )
     elif p.algorithm == "bpe":
         tok = Tokenizer(models.BPE())
         if p.lowercase:
             tok.normalizer = normalizers.Lowercase()
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
         tok.decoder = decoders.ByteLevel()
-        trainer = tk_trainers.BpeTrainer(vocab_size=p.vocab_size, special_tokens=specials,
-                                         min_frequency=p.min_frequency,
-                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        trainer = tk_trainers.BpeTrainer(
+            vocab_size=p.vocab_size,
+            special_tokens=specials,
+            min_frequency=p.min_frequency,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
     else:
         tok = Tokenizer(models.Unigram())
         steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if p.lowercase else [])
         tok.normalizer = normalizers.Sequence(steps)
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
-        trainer = tk_trainers.UnigramTrainer(vocab_size=p.vocab_size, special_tokens=specials,
-                                             unk_token=roles["unk_token"])
+        trainer = tk_trainers.UnigramTrainer(
+            vocab_size=p.vocab_size, special_tokens=specials, unk_token=roles["unk_token"]
+        )
     return tok, trainer
 
 
@@ -59,12 +67,15 @@ def add_post_processor(tok: Tokenizer, p: TokenizerParams) -> None:
         return
     ids = {t: tok.token_to_id(t) for t in (cls, sep)}
     if p.algorithm == "bpe":
-        tok.post_processor = processors.RobertaProcessing((sep, ids[sep]), (cls, ids[cls]),
-                                                          add_prefix_space=True)
+        tok.post_processor = processors.RobertaProcessing(
+            (sep, ids[sep]), (cls, ids[cls]), add_prefix_space=True
+        )
     else:
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
-            special_tokens=list(ids.items()))
+            single=f"{cls} $A {sep}",
+            pair=f"{cls} $A {sep} $B:1 {sep}:1",
+            special_tokens=list(ids.items()),
+        )
 
 
 def to_transformers(tok: Tokenizer, p: TokenizerParams) -> Any:
@@ -76,9 +87,12 @@ def to_transformers(tok: Tokenizer, p: TokenizerParams) -> Any:
         roles.setdefault("bos_token", roles.get("cls_token", ""))
         roles.setdefault("eos_token", roles.get("sep_token", ""))
     extra = [t for t in (p.special_tokens or []) if t not in roles.values()]
-    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=p.model_max_length,
-                                   extra_special_tokens=extra,
-                                   **{k: v for k, v in roles.items() if v})
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        model_max_length=p.model_max_length,
+        extra_special_tokens=extra,
+        **{k: v for k, v in roles.items() if v},
+    )
 
 
 def vocab_hash(tok: Tokenizer) -> str:
@@ -98,9 +112,14 @@ def run(spec: TokenizerJobSpec, ctx: JobContext) -> dict[str, Any]:
     tok.train_from_iterator(batched(texts), trainer=trainer)
     seconds = time.perf_counter() - started
     if counter.lines == 0:
-        raise JobInputError(f"the corpus is empty: {', '.join(files)} hold no non-blank text"
-                            + (f" in column {spec.data.column!r}"
-                               if spec.data.format not in ("text", "auto") else ""))
+        raise JobInputError(
+            f"the corpus is empty: {', '.join(files)} hold no non-blank text"
+            + (
+                f" in column {spec.data.column!r}"
+                if spec.data.format not in ("text", "auto")
+                else ""
+            )
+        )
     add_post_processor(tok, spec.tokenizer)
     hf = to_transformers(tok, spec.tokenizer)
     staging = ctx.staging_dir()
@@ -110,16 +129,37 @@ def run(spec: TokenizerJobSpec, ctx: JobContext) -> dict[str, Any]:
 
     def register(session: Any, place: Any) -> Any:
         dataset = store.upsert_dataset(
-            session, uri=fp.uri, fingerprint=fp.sha256, format=spec.data.format,
-            files=fp.files, num_rows={"train": counter.lines}, size_bytes=fp.size_bytes)
+            session,
+            uri=fp.uri,
+            fingerprint=fp.sha256,
+            format=spec.data.format,
+            files=fp.files,
+            num_rows={"train": counter.lines},
+            size_bytes=fp.size_bytes,
+        )
         row = store.add_tokenizer(
-            session, name=spec.name, algorithm=spec.tokenizer.algorithm, vocab_size=size,
-            vocab_hash=digest, artifact_uri="", params=spec.tokenizer.model_dump(),
-            training_seconds=round(seconds, 3), dataset_id=dataset.id, job_id=ctx.job_id)
+            session,
+            name=spec.name,
+            algorithm=spec.tokenizer.algorithm,
+            vocab_size=size,
+            vocab_hash=digest,
+            artifact_uri="",
+            params=spec.tokenizer.model_dump(),
+            training_seconds=round(seconds, 3),
+            dataset_id=dataset.id,
+            job_id=ctx.job_id,
+        )
         row.artifact_uri = place(row.version)
         return row
 
-    row = ctx.publish(staging, ctx.artifact_root / "tokenizers" / spec.name, register,
-                      lambda r: {"tokenizer": f"{r.name}:{r.version}",
-                                 "artifact_uri": r.artifact_uri, "vocab_size": r.vocab_size})
+    row = ctx.publish(
+        staging,
+        ctx.artifact_root / "tokenizers" / spec.name,
+        register,
+        lambda r: {
+            "tokenizer": f"{r.name}:{r.version}",
+            "artifact_uri": r.artifact_uri,
+            "vocab_size": r.vocab_size,
+        },
+    )
     return {"tokenizer": f"{row.name}:{row.version}", "path": row.artifact_uri}

@@ -85,8 +85,9 @@ class Settings(BaseSettings):
     num_gpus: float | None = Field(None, description="GPUs of the local cluster.")
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
-                                   dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return (init_settings, env_settings, _YamlFileSource(settings_cls))
 
     @property

@@ -11,6 +11,7 @@ import asyncio
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -36,9 +37,14 @@ STOP_GRACE_S = 10.0
 PREFERRED_PORTS = {"gcs": 6380, "dashboard": 8265, "client": 10001}
 # Ports Ray otherwise takes at fixed defaults (the dashboard agent's 52365...): a second
 # cluster on the same machine would fail to start its agent and refuse every job.
-FREE_PORT_FLAGS = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                   "runtime-env-agent-port", "metrics-export-port", "node-manager-port",
-                   "object-manager-port")
+FREE_PORT_FLAGS = (
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "runtime-env-agent-port",
+    "metrics-export-port",
+    "node-manager-port",
+    "object-manager-port",
+)
 PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -135,8 +141,9 @@ def _ray_env(info_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_local_cluster(settings: Settings, num_cpus: float | None = None,
-                        num_gpus: float | None = None) -> tuple[ClusterInfo, bool]:
+def start_local_cluster(
+    settings: Settings, num_cpus: float | None = None, num_gpus: float | None = None
+) -> tuple[ClusterInfo, bool]:
     """Start the local Ray head unless it runs already. Returns (info, started_now)."""
     with _cluster_lock(settings):
         running = local_cluster(settings)
@@ -145,23 +152,39 @@ def start_local_cluster(settings: Settings, num_cpus: float | None = None,
         token = ensure_token(settings.ray_auth_token_path or settings.cluster_dir / "auth_token")
         ports = {name: _pick_port(p) for name, p in PREFERRED_PORTS.items()}
         temp_dir = _temp_dir(settings)
-        cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
-               f"--port={ports['gcs']}", "--dashboard-host=127.0.0.1",
-               f"--dashboard-port={ports['dashboard']}",
-               f"--ray-client-server-port={ports['client']}", f"--temp-dir={temp_dir}",
-               "--disable-usage-stats"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            f"--port={ports['gcs']}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={ports['dashboard']}",
+            f"--ray-client-server-port={ports['client']}",
+            f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+        ]
         cmd += [f"--{flag}={_pick_port()}" for flag in FREE_PORT_FLAGS]
         cpus = num_cpus if num_cpus is not None else settings.num_cpus
         gpus = num_gpus if num_gpus is not None else settings.num_gpus
         cmd += [f"--num-cpus={cpus:g}"] if cpus is not None else []
         cmd += [f"--num-gpus={gpus:g}"] if gpus is not None else []
-        info = ClusterInfo(gcs_address="", token_path=str(token), local=True, temp_dir=temp_dir,
-                           dashboard_url=f"http://127.0.0.1:{ports['dashboard']}")
-        proc = subprocess.run(cmd, env=_ray_env(info.auth_env()), capture_output=True,
-                              text=True, timeout=120)
+        info = ClusterInfo(
+            gcs_address="",
+            token_path=str(token),
+            local=True,
+            temp_dir=temp_dir,
+            dashboard_url=f"http://127.0.0.1:{ports['dashboard']}",
+        )
+        proc = subprocess.run(
+            cmd, env=_ray_env(info.auth_env()), capture_output=True, text=True, timeout=120
+        )
         if proc.returncode != 0:
-            raise ClusterError(f"`ray start --head` failed (exit {proc.returncode}):\n"
-                               f"{(proc.stderr or proc.stdout)[-2000:]}")
+            raise ClusterError(
+                f"`ray start --head` failed (exit {proc.returncode}):\n"
+                f"{(proc.stderr or proc.stdout)[-2000:]}"
+            )
         info.gcs_address = _gcs_address_from(temp_dir, ports["gcs"])
         (settings.cluster_dir / STATE_FILE).write_text(json.dumps(asdict(info), indent=2))
         return info, True
@@ -200,8 +223,9 @@ def stop_local_cluster(settings: Settings) -> int:
     """Stop the local cluster's processes (and only those). Returns how many were stopped."""
     with _cluster_lock(settings):
         path = settings.cluster_dir / STATE_FILE
-        temp_dir = (json.loads(path.read_text()).get("temp_dir") if path.is_file()
-                    else _temp_dir(settings))
+        temp_dir = (
+            json.loads(path.read_text()).get("temp_dir") if path.is_file() else _temp_dir(settings)
+        )
         procs = _our_processes(temp_dir)
         for proc in procs:
             with suppress(psutil.NoSuchProcess):
@@ -225,16 +249,21 @@ def resolve_cluster(settings: Settings, start: bool = False) -> ClusterInfo:
     if settings.cluster_address:
         host = settings.cluster_address.rpartition(":")[0]
         token = settings.ray_auth_token_path or Path.home() / ".ray" / "auth_token"
-        return ClusterInfo(gcs_address=settings.cluster_address,
-                           dashboard_url=settings.dashboard_url or f"http://{host}:8265",
-                           token_path=str(token), local=False)
+        return ClusterInfo(
+            gcs_address=settings.cluster_address,
+            dashboard_url=settings.dashboard_url or f"http://{host}:8265",
+            token_path=str(token),
+            local=False,
+        )
     info = local_cluster(settings)
     if info:
         return info
     if not start:
-        raise ClusterError("no cluster is running for this orch home",
-                           hint="start one with `orch cluster up`, or point ORCH_CLUSTER_ADDRESS "
-                                "at an existing cluster")
+        raise ClusterError(
+            "no cluster is running for this orch home",
+            hint="start one with `orch cluster up`, or point ORCH_CLUSTER_ADDRESS "
+            "at an existing cluster",
+        )
     return start_local_cluster(settings)[0]
 
 
@@ -245,8 +274,12 @@ def connect(info: ClusterInfo) -> Any:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=info.gcs_address, namespace=NAMESPACE, logging_level="ERROR",
-                 log_to_driver=False)
+        ray.init(
+            address=info.gcs_address,
+            namespace=NAMESPACE,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+        )
     return ray
 
 
@@ -266,12 +299,19 @@ def cluster_nodes(info: ClusterInfo) -> list[dict[str, Any]]:
         if not node.get("Alive"):
             continue
         res, free = node.get("Resources", {}), free_by_node.get(node["NodeID"], {})
-        out.append({"node_id": node["NodeID"][:12], "address": node["NodeManagerAddress"],
-                    "head": "node:__internal_head__" in res,
-                    "cpus": res.get("CPU", 0.0), "cpus_free": free.get("CPU", 0.0),
-                    "gpus": res.get("GPU", 0.0), "gpus_free": free.get("GPU", 0.0),
-                    "memory_gb": round(res.get("memory", 0.0) / 2**30, 2),
-                    "memory_free_gb": round(free.get("memory", 0.0) / 2**30, 2)})
+        out.append(
+            {
+                "node_id": node["NodeID"][:12],
+                "address": node["NodeManagerAddress"],
+                "head": "node:__internal_head__" in res,
+                "cpus": res.get("CPU", 0.0),
+                "cpus_free": free.get("CPU", 0.0),
+                "gpus": res.get("GPU", 0.0),
+                "gpus_free": free.get("GPU", 0.0),
+                "memory_gb": round(res.get("memory", 0.0) / 2**30, 2),
+                "memory_free_gb": round(free.get("memory", 0.0) / 2**30, 2),
+            }
+        )
     return out
 
 
@@ -306,8 +346,12 @@ class SchedulerActor:
         settings = Settings.model_validate_json(settings_json)
         registry = Registry(settings.resolved_registry_url)
         backend = RayBackend(dashboard_url)
-        self.scheduler = Scheduler(registry, backend, settings.registry_key,
-                                   {**settings.driver_env(), "PYTHONPATH": PROJECT_ROOT})
+        self.scheduler = Scheduler(
+            registry,
+            backend,
+            settings.registry_key,
+            {**settings.driver_env(), "PYTHONPATH": PROJECT_ROOT},
+        )
         self.scheduler.tick()  # publishes the heartbeat before the creator is told we exist
         threading.Thread(target=self.scheduler.run_forever, daemon=True).start()
 
@@ -318,12 +362,20 @@ class SchedulerActor:
 def ensure_scheduler(settings: Settings, info: ClusterInfo, timeout: float = 120) -> int:
     """Start this registry's scheduler on the cluster unless it runs; returns its pid."""
     ray = connect(info)
-    actor = ray.remote(SchedulerActor).options(
-        name=scheduler_name(settings), namespace=NAMESPACE, lifetime="detached",
-        get_if_exists=True, max_restarts=-1, num_cpus=0,
-        resources={"node:__internal_head__": 0.001},
-        runtime_env={"env_vars": {"PYTHONPATH": PROJECT_ROOT}},
-    ).remote(settings.model_dump_json(), info.dashboard_url)
+    actor = (
+        ray.remote(SchedulerActor)
+        .options(
+            name=scheduler_name(settings),
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            max_restarts=-1,
+            num_cpus=0,
+            resources={"node:__internal_head__": 0.001},
+            runtime_env={"env_vars": {"PYTHONPATH": PROJECT_ROOT}},
+        )
+        .remote(settings.model_dump_json(), info.dashboard_url)
+    )
     return int(ray.get(actor.ping.remote(), timeout=timeout))
 
 
@@ -351,21 +403,34 @@ class RayBackend:
     def nodes(self) -> list[dict[str, float]]:
         import ray
 
-        return [{k: float(v) for k, v in n["Resources"].items() if k in ("CPU", "GPU", "memory")}
-                for n in ray.nodes() if n.get("Alive")]
+        return [
+            {k: float(v) for k, v in n["Resources"].items() if k in ("CPU", "GPU", "memory")}
+            for n in ray.nodes()
+            if n.get("Alive")
+        ]
 
     def job_statuses(self) -> dict[str, tuple[str, str]]:
-        return {j.submission_id: (j.status.value, j.message or "")
-                for j in self.client.list_jobs() if j.submission_id}
+        return {
+            j.submission_id: (j.status.value, j.message or "")
+            for j in self.client.list_jobs()
+            if j.submission_id
+        }
 
-    def submit(self, submission_id: str, entrypoint: str, resources: dict[str, float],
-               env: dict[str, str]) -> None:
-        kwargs: dict[str, Any] = {"entrypoint_num_cpus": resources.get("CPU", 0),
-                                  "entrypoint_num_gpus": resources.get("GPU", 0)}
+    def submit(
+        self, submission_id: str, entrypoint: str, resources: dict[str, float], env: dict[str, str]
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "entrypoint_num_cpus": resources.get("CPU", 0),
+            "entrypoint_num_gpus": resources.get("GPU", 0),
+        }
         if resources.get("memory"):
             kwargs["entrypoint_memory"] = int(resources["memory"])
-        self.client.submit_job(entrypoint=entrypoint, submission_id=submission_id,
-                               runtime_env={"env_vars": env}, **kwargs)
+        self.client.submit_job(
+            entrypoint=entrypoint,
+            submission_id=submission_id,
+            runtime_env={"env_vars": env},
+            **kwargs,
+        )
 
     def stop(self, submission_id: str) -> None:
         self.client.stop_job(submission_id)

@@ -15,14 +15,21 @@ from orchestrator.registry.models import JobEvent
 HEARTBEAT_FRESH_S = 10.0
 
 
-def submit_spec(registry: Registry, spec: Any, priority: int = 0,
-                code_version: str | None = None) -> int:
+def submit_spec(
+    registry: Registry, spec: Any, priority: int = 0, code_version: str | None = None
+) -> int:
     """Insert a QUEUED job for a validated spec and return its id (no Ray involved)."""
     with registry.session() as session:
         job = store.create_job(
-            session, kind=spec.kind, name=spec.name, spec=spec.model_dump(mode="json"),
-            resources={"bundles": spec.gang()}, priority=priority,
-            code_version=code_version, submitted_by=_user())
+            session,
+            kind=spec.kind,
+            name=spec.name,
+            spec=spec.model_dump(mode="json"),
+            resources={"bundles": spec.gang()},
+            priority=priority,
+            code_version=code_version,
+            submitted_by=_user(),
+        )
         return job.id
 
 
@@ -43,6 +50,7 @@ def scheduler_heartbeat(settings: Settings, registry: Registry) -> tuple[dict, f
 def ensure_scheduler(settings: Settings, registry: Registry, start_cluster: bool = True) -> None:
     """Make sure a scheduler serves this registry, starting the local cluster if needed.
     Cheap when the scheduler's heartbeat is fresh: Ray is not even imported then."""
+
     def fresh() -> bool:
         beat = scheduler_heartbeat(settings, registry)
         return beat is not None and beat[1] < HEARTBEAT_FRESH_S
@@ -65,9 +73,14 @@ class Outcome:
     result: dict[str, Any] | None
 
 
-def follow(registry: Registry, job_id: int, on_event: Callable[[JobEvent], None],
-           on_progress: Callable[[str], None], poll: float = 0.5,
-           timeout: float | None = None) -> Outcome:
+def follow(
+    registry: Registry,
+    job_id: int,
+    on_event: Callable[[JobEvent], None],
+    on_progress: Callable[[str], None],
+    poll: float = 0.5,
+    timeout: float | None = None,
+) -> Outcome:
     """Report each new event and progress message of a job until it ends."""
     seen, last_progress = 0, None
     deadline = time.monotonic() + timeout if timeout else None

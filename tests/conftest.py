@@ -38,29 +38,47 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_gpu)
 
 
-@pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this session, dropped afterwards.
+def create_postgres_database() -> str:
+    """A fresh PostgreSQL database; returns its URL.
 
-    Locally a missing server skips these tests; in CI (CI=true) it fails them, so a broken
+    Locally a missing server skips the test; in CI (CI=true) it fails it, so a broken
     PostgreSQL can never turn the registry's PostgreSQL coverage silently off."""
     psycopg = pytest.importorskip("psycopg")
     name = f"orch_test_{uuid.uuid4().hex[:10]}"
-    admin = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
     try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {admin} is not reachable in CI: {exc}")
-        pytest.skip(f"PostgreSQL at {admin} is not reachable: {exc}")
-    base, _, _db = admin.rpartition("/")
-    yield f"{base}/{name}"
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable in CI: {exc}")
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
+    return f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+
     from orchestrator.registry.db import dispose_engines
 
     dispose_engines()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database shared by the session's registry tests."""
+    url = create_postgres_database()
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of one test's own (for tests that leave rows behind)."""
+    url = create_postgres_database()
+    yield url
+    drop_postgres_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -76,9 +94,13 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     from orchestrator.registry.db import get_engine
 
     with get_engine(base).begin() as conn:  # empty it for the next test
-        conn.execute(text("TRUNCATE jobs, job_events, datasets, tokenizers, models, "
-                          "model_versions, aliases, alias_events, metrics, deployments, "
-                          "service_state RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text(
+                "TRUNCATE jobs, job_events, datasets, tokenizers, models, "
+                "model_versions, aliases, alias_events, metrics, deployments, "
+                "service_state RESTART IDENTITY CASCADE"
+            )
+        )
 
 
 @pytest.fixture
@@ -127,11 +149,15 @@ def orch_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "orchestrator.cli"]
 
 
-def run_orch(args: list[str], env: dict[str, str], timeout: float = 300,
-             check: bool = False) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*orch_cmd(), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+def run_orch(
+    args: list[str], env: dict[str, str], timeout: float = 300, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*orch_cmd(), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"orch {' '.join(args)} exited {proc.returncode}\n"
-                             f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        raise AssertionError(
+            f"orch {' '.join(args)} exited {proc.returncode}\n"
+            f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+        )
     return proc

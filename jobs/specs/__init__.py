@@ -95,29 +95,39 @@ def _format_error(err: Any, line_map: LineMap, source: str | None) -> str:
     return f"{where}{key}: {msg}"
 
 
-def parse_spec(data: dict[str, Any], *, source: str | None = None,
-               base_dir: str | None = None, check_files: bool = True,
-               line_map: LineMap | None = None) -> JobSpecBase:
+def parse_spec(
+    data: dict[str, Any],
+    *,
+    source: str | None = None,
+    base_dir: str | None = None,
+    check_files: bool = True,
+    line_map: LineMap | None = None,
+) -> JobSpecBase:
     """Validate a spec mapping; raise SpecError listing every problem."""
     line_map = line_map or {}
     kind = data.get("kind")
     if kind not in SPEC_CLASSES:
         known = ", ".join(sorted(SPEC_CLASSES))
         what = "is missing" if kind is None else f"{kind!r} is not a job kind"
-        raise SpecError(f"invalid job spec{f' {source}' if source else ''}",
-                        [f"kind: {what}; expected one of: {known}"])
+        raise SpecError(
+            f"invalid job spec{f' {source}' if source else ''}",
+            [f"kind: {what}; expected one of: {known}"],
+        )
     context = {"base_dir": base_dir or os.getcwd(), "check_files": check_files}
     try:
         return SPEC_CLASSES[kind].model_validate(data, context=context)
     except ValidationError as exc:
         problems = [_format_error(e, line_map, source) for e in exc.errors()]
-        raise SpecError(f"invalid {kind} spec{f' {source}' if source else ''} "
-                        f"({len(problems)} problem{'s' if len(problems) > 1 else ''})",
-                        problems) from None
+        raise SpecError(
+            f"invalid {kind} spec{f' {source}' if source else ''} "
+            f"({len(problems)} problem{'s' if len(problems) > 1 else ''})",
+            problems,
+        ) from None
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None,
-              check_files: bool = True) -> JobSpecBase:
+def load_spec(
+    path: str | Path, overrides: list[str] | None = None, check_files: bool = True
+) -> JobSpecBase:
     """Read, override and validate a spec file. Relative data paths resolve against the
     current directory, as in any command-line tool."""
     data, line_map = read_yaml(path)

@@ -15,8 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from orchestrator.names import NAME_PATTERN
 
 FileFormat = Literal["auto", "text", "jsonl", "csv", "tsv", "parquet"]
-FORMAT_BY_SUFFIX = {".txt": "text", ".text": "text", ".jsonl": "jsonl", ".json": "jsonl",
-                    ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+FORMAT_BY_SUFFIX = {
+    ".txt": "text",
+    ".text": "text",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+}
 
 
 class StrictModel(BaseModel):
@@ -84,8 +91,7 @@ def expand_files(patterns: list[str]) -> list[str]:
         if os.path.isdir(pattern):
             files.extend(sorted(str(p) for p in Path(pattern).rglob("*") if p.is_file()))
         else:
-            files.extend(sorted(p for p in glob.glob(pattern, recursive=True)
-                                if os.path.isfile(p)))
+            files.extend(sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)))
     return files
 
 

@@ -15,8 +15,11 @@ DEFAULT_SPECIAL_TOKENS = {
 }
 BYTE_ALPHABET = 256  # byte-level BPE starts from every byte
 ROLE_NAMES = {  # how a special token's name tells its role to transformers
-    "pad_token": ("pad",), "unk_token": ("unk",), "cls_token": ("cls", "s", "bos"),
-    "sep_token": ("sep", "/s", "eos"), "mask_token": ("mask",),
+    "pad_token": ("pad",),
+    "unk_token": ("unk",),
+    "cls_token": ("cls", "s", "bos"),
+    "sep_token": ("sep", "/s", "eos"),
+    "mask_token": ("mask",),
 }
 
 
@@ -60,7 +63,8 @@ class TokenizerParams(StrictModel):
     min_frequency: int = Field(2, ge=1, description="Minimum count of a merge / word piece.")
     lowercase: bool = Field(True, description="Lower-case (and strip accents for WordPiece).")
     special_tokens: list[str] | None = Field(
-        None, description="Default: [PAD] [UNK] [CLS] [SEP] [MASK] (WordPiece, Unigram), "
+        None,
+        description="Default: [PAD] [UNK] [CLS] [SEP] [MASK] (WordPiece, Unigram), "
         "<s> <pad> </s> <unk> <mask> (BPE).",
     )
     model_max_length: int = Field(512, gt=0, description="Longest sequence models will see.")
@@ -72,8 +76,10 @@ class TokenizerParams(StrictModel):
         if len(set(self.special_tokens)) != len(self.special_tokens):
             raise ValueError("tokenizer.special_tokens has duplicates")
         if self.algorithm != "bpe" and "unk_token" not in special_token_roles(self.special_tokens):
-            raise ValueError(f"tokenizer.special_tokens needs an unknown token such as [UNK] "
-                             f"for {self.algorithm}")
+            raise ValueError(
+                f"tokenizer.special_tokens needs an unknown token such as [UNK] "
+                f"for {self.algorithm}"
+            )
         floor = len(self.special_tokens) + (BYTE_ALPHABET if self.algorithm == "bpe" else 1)
         if self.vocab_size < floor:
             raise ValueError(

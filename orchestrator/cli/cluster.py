@@ -6,8 +6,17 @@ import click
 
 from orchestrator.cli.common import address_option, emit, format_option, info, registry, settings
 
-NODE_COLUMNS = ["node_id", "address", "head", "cpus", "cpus_free", "gpus", "gpus_free",
-                "memory_gb", "memory_free_gb"]
+NODE_COLUMNS = [
+    "node_id",
+    "address",
+    "head",
+    "cpus",
+    "cpus_free",
+    "gpus",
+    "gpus_free",
+    "memory_gb",
+    "memory_free_gb",
+]
 
 
 @click.group()
@@ -32,8 +41,9 @@ def up(num_cpus: float | None, num_gpus: float | None, address: str | None) -> N
     registry(s)  # create and migrate the registry before the scheduler uses it
     pid = ray_client.ensure_scheduler(s, cluster_info)
     info(("started" if started else "already running") + f": Ray at {cluster_info.gcs_address}")
-    info(f"  dashboard and Jobs API: {cluster_info.dashboard_url} (token: "
-         f"{cluster_info.token_path})")
+    info(
+        f"  dashboard and Jobs API: {cluster_info.dashboard_url} (token: {cluster_info.token_path})"
+    )
     info(f"  scheduler for registry {s.resolved_registry_url} (pid {pid})")
     click.echo(cluster_info.gcs_address)
 
@@ -50,8 +60,10 @@ def status(fmt: str, address: str | None) -> None:
     cluster_info = ray_client.resolve_cluster(s)
     emit(ray_client.cluster_nodes(cluster_info), NODE_COLUMNS, fmt)
     beat = scheduler_heartbeat(s, registry(s))
-    info(f"cluster {cluster_info.gcs_address}; dashboard {cluster_info.dashboard_url}; "
-         + (f"scheduler seen {beat[1]:.0f}s ago" if beat else "no scheduler has run"))
+    info(
+        f"cluster {cluster_info.gcs_address}; dashboard {cluster_info.dashboard_url}; "
+        + (f"scheduler seen {beat[1]:.0f}s ago" if beat else "no scheduler has run")
+    )
 
 
 @cluster.command("down")

@@ -17,11 +17,19 @@ if TYPE_CHECKING:
     from orchestrator.registry import Registry
 
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-    help="table for people, json (no decoration) for programs.")
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json (no decoration) for programs.",
+)
 address_option = click.option(
-    "--address", envvar="ORCH_CLUSTER_ADDRESS", default=None,
-    help="GCS address (host:port) of an existing Ray cluster; default: the local cluster.")
+    "--address",
+    envvar="ORCH_CLUSTER_ADDRESS",
+    default=None,
+    help="GCS address (host:port) of an existing Ray cluster; default: the local cluster.",
+)
 
 
 def settings(**overrides: Any) -> Settings:
@@ -55,8 +63,12 @@ def short_time(value: datetime | None) -> str:
     return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
 
 
-def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str,
-         cell: Callable[[str, Any], str] | None = None) -> None:
+def emit(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    fmt: str,
+    cell: Callable[[str, Any], str] | None = None,
+) -> None:
     """Print rows as an aligned table or as a JSON array whose keys are the columns."""
     if fmt == "json":
         click.echo(json.dumps([{c: r.get(c) for c in columns} for r in rows], default=str))
@@ -89,8 +101,13 @@ def code_version() -> str:
 
     root = Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"],
-                             cwd=root, capture_output=True, text=True, timeout=3)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=3,
+        )
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):

@@ -22,8 +22,17 @@ def list_datasets(limit: int, fmt: str) -> None:
     from orchestrator.registry import store
 
     with registry(settings()).session() as session:
-        rows = [{"id": d.id, "uri": d.uri, "format": d.format, "files": len(d.files),
-                 "size_bytes": d.size_bytes, "num_rows": d.num_rows,
-                 "fingerprint": d.fingerprint if fmt == "json" else d.fingerprint[:12],
-                 "created_at": iso(d.created_at)} for d in store.list_datasets(session, limit)]
+        rows = [
+            {
+                "id": d.id,
+                "uri": d.uri,
+                "format": d.format,
+                "files": len(d.files),
+                "size_bytes": d.size_bytes,
+                "num_rows": d.num_rows,
+                "fingerprint": d.fingerprint if fmt == "json" else d.fingerprint[:12],
+                "created_at": iso(d.created_at),
+            }
+            for d in store.list_datasets(session, limit)
+        ]
     emit(rows, COLUMNS, fmt)

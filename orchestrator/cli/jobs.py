@@ -25,14 +25,26 @@ def job_row(job: Any) -> dict[str, Any]:
     from orchestrator.registry.store import as_utc
 
     start, end = as_utc(job.started_at), as_utc(job.finished_at)
-    summary = (job.error or "").splitlines()[0][:80] if job.error else (
-        ", ".join(f"{k}={v}" for k, v in (job.result or {}).items() if k != "artifact_uri")
-        or (job.progress or ""))
-    return {"id": job.id, "kind": job.kind, "name": job.name, "status": job.status,
-            "priority": job.priority, "created_at": iso(job.created_at),
-            "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
-            "duration_s": round((end - start).total_seconds(), 1) if start and end else None,
-            "summary": summary}
+    summary = (
+        (job.error or "").splitlines()[0][:80]
+        if job.error
+        else (
+            ", ".join(f"{k}={v}" for k, v in (job.result or {}).items() if k != "artifact_uri")
+            or (job.progress or "")
+        )
+    )
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "name": job.name,
+        "status": job.status,
+        "priority": job.priority,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "duration_s": round((end - start).total_seconds(), 1) if start and end else None,
+        "summary": summary,
+    }
 
 
 @click.group()
@@ -41,8 +53,13 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES,
-              case_sensitive=False), help="Only jobs in this state (repeatable).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES, case_sensitive=False),
+    help="Only jobs in this state (repeatable).",
+)
 @click.option("--kind", "kinds", multiple=True, help="Only jobs of this kind (repeatable).")
 @click.option("--limit", type=int, default=50, show_default=True)
 @format_option
@@ -51,10 +68,18 @@ def list_jobs(statuses: tuple[str, ...], kinds: tuple[str, ...], limit: int, fmt
     from orchestrator.registry import store
 
     with registry(settings()).session() as session:
-        rows = [job_row(j) for j in store.list_jobs(
-            session, [s.upper() for s in statuses], kinds, limit)]
-    emit(rows, LIST_COLUMNS, fmt, cell=lambda c, v: short_time_str(v) if c == "created_at"
-         else ("-" if v is None else str(v)))
+        rows = [
+            job_row(j)
+            for j in store.list_jobs(session, [s.upper() for s in statuses], kinds, limit)
+        ]
+    emit(
+        rows,
+        LIST_COLUMNS,
+        fmt,
+        cell=lambda c, v: (
+            short_time_str(v) if c == "created_at" else ("-" if v is None else str(v))
+        ),
+    )
 
 
 def short_time_str(value: str | None) -> str:
@@ -72,12 +97,22 @@ def show(job_id: int, fmt: str) -> None:
 
     with registry(settings()).session() as session:
         job = store.get_job(session, job_id)
-        out = {**job_row(job), "ray_job_id": job.ray_job_id, "attempts": job.attempts,
-               "progress": job.progress, "error": job.error, "result": job.result,
-               "resources": job.resources, "code_version": job.code_version,
-               "submitted_by": job.submitted_by, "spec": job.spec,
-               "events": [{"at": iso(e.at), "from": e.from_status, "to": e.to_status,
-                           "reason": e.reason} for e in job.events]}
+        out = {
+            **job_row(job),
+            "ray_job_id": job.ray_job_id,
+            "attempts": job.attempts,
+            "progress": job.progress,
+            "error": job.error,
+            "result": job.result,
+            "resources": job.resources,
+            "code_version": job.code_version,
+            "submitted_by": job.submitted_by,
+            "spec": job.spec,
+            "events": [
+                {"at": iso(e.at), "from": e.from_status, "to": e.to_status, "reason": e.reason}
+                for e in job.events
+            ],
+        }
     if fmt == "json":
         emit_one(out, fmt)
         return
@@ -102,8 +137,9 @@ def _compact(spec: dict[str, Any]) -> str:
 
 @jobs.command("logs")
 @click.argument("job_id", type=int)
-@click.option("-f", "--follow", is_flag=True, help="Stream until the job ends; exit with its "
-              "outcome.")
+@click.option(
+    "-f", "--follow", is_flag=True, help="Stream until the job ends; exit with its outcome."
+)
 def logs(job_id: int, follow: bool) -> None:
     """The driver's log (stdout and stderr), from the Ray cluster."""
     from orchestrator import ray_client
@@ -116,8 +152,10 @@ def logs(job_id: int, follow: bool) -> None:
         job = store.get_job(session, job_id)
         ray_id, status = job.ray_job_id, job.status
     if ray_id is None:
-        info(f"job {job_id} is {status} and has not started: no log yet "
-             f"(`orch jobs why {job_id}` says why it waits)")
+        info(
+            f"job {job_id} is {status} and has not started: no log yet "
+            f"(`orch jobs why {job_id}` says why it waits)"
+        )
         return
     cluster = ray_client.resolve_cluster(s)
     if follow:
@@ -140,9 +178,11 @@ def cancel(job_id: int) -> None:
 
     with registry(settings()).session() as session:
         outcome = store.request_cancel(session, job_id)
-    messages = {"CANCELLED": f"job {job_id} cancelled",
-                "CANCEL_REQUESTED": f"job {job_id}: stop requested; the scheduler stops its "
-                                    "driver within seconds"}
+    messages = {
+        "CANCELLED": f"job {job_id} cancelled",
+        "CANCEL_REQUESTED": f"job {job_id}: stop requested; the scheduler stops its "
+        "driver within seconds",
+    }
     info(messages.get(outcome, f"job {job_id} already ended ({outcome}); nothing to cancel"))
 
 
@@ -167,8 +207,10 @@ def why(job_id: int, fmt: str) -> None:
         out["reason"] = f"not waiting: the job is {status}"
     elif beat is None or beat[1] > 30:
         age = "never" if beat is None else f"{beat[1]:.0f}s ago"
-        out["reason"] = (f"no scheduler is running for this registry (last seen: {age}); "
-                         "start one with `orch cluster up`")
+        out["reason"] = (
+            f"no scheduler is running for this registry (last seen: {age}); "
+            "start one with `orch cluster up`"
+        )
     else:
         view = beat[0]
         free = {k: view["total"].get(k, 0) - view["in_use"].get(k, 0) for k in view["total"]}

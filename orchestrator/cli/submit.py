@@ -8,8 +8,13 @@ import click
 
 from orchestrator.cli.common import address_option, code_version, info, registry, settings
 
-set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                          help="Override a spec value, e.g. --set tokenizer.vocab_size=8000.")
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec value, e.g. --set tokenizer.vocab_size=8000.",
+)
 
 
 @click.command()
@@ -26,14 +31,26 @@ def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 @click.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @set_option
-@click.option("--priority", type=int, default=0, show_default=True,
-              help="Higher starts first; equal priorities start in submission order.")
-@click.option("--wait", is_flag=True, help="Follow the job to its end; exit 0 only if it "
-              "succeeded.")
+@click.option(
+    "--priority",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Higher starts first; equal priorities start in submission order.",
+)
+@click.option(
+    "--wait", is_flag=True, help="Follow the job to its end; exit 0 only if it succeeded."
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @address_option
-def submit(spec_file: str, overrides: tuple[str, ...], priority: int, wait: bool, fmt: str,
-           address: str | None) -> None:
+def submit(
+    spec_file: str,
+    overrides: tuple[str, ...],
+    priority: int,
+    wait: bool,
+    fmt: str,
+    address: str | None,
+) -> None:
     """Queue a job from a spec file and print its id.
 
     Starts the local cluster and its scheduler when none is running.
@@ -51,8 +68,9 @@ def submit(spec_file: str, overrides: tuple[str, ...], priority: int, wait: bool
     try:
         submission.ensure_scheduler(s, reg)
     except OrchestratorError as exc:
-        raise type(exc)(f"job {job_id} is queued, but no scheduler could be started: "
-                        f"{exc.message}", exc.hint) from None
+        raise type(exc)(
+            f"job {job_id} is queued, but no scheduler could be started: {exc.message}", exc.hint
+        ) from None
     if wait:
         follow_to_end(reg, job_id)
     else:
@@ -78,7 +96,9 @@ def follow_to_end(reg, job_id: int) -> None:  # type: ignore[no-untyped-def]
 
     outcome = submission.follow(reg, job_id, on_event, on_progress)
     if outcome.status != "SUCCEEDED":
-        raise JobFailedError(f"job {job_id} {outcome.status}: {outcome.error or 'no reason given'}",
-                             hint=f"`orch jobs show {job_id}` and `orch jobs logs {job_id}`")
+        raise JobFailedError(
+            f"job {job_id} {outcome.status}: {outcome.error or 'no reason given'}",
+            hint=f"`orch jobs show {job_id}` and `orch jobs logs {job_id}`",
+        )
     for key, value in (outcome.result or {}).items():
         info(f"  {key}: {value}")

@@ -8,15 +8,32 @@ import click
 
 from orchestrator.cli.common import emit, emit_one, format_option, iso, registry, settings
 
-COLUMNS = ["name", "version", "algorithm", "vocab_size", "job_id", "dataset_id", "created_at",
-           "artifact_uri"]
+COLUMNS = [
+    "name",
+    "version",
+    "algorithm",
+    "vocab_size",
+    "job_id",
+    "dataset_id",
+    "created_at",
+    "artifact_uri",
+]
 
 
 def tokenizer_row(t: Any) -> dict[str, Any]:
-    return {"name": t.name, "version": t.version, "algorithm": t.algorithm,
-            "vocab_size": t.vocab_size, "vocab_hash": t.vocab_hash, "job_id": t.job_id,
-            "dataset_id": t.dataset_id, "training_seconds": t.training_seconds,
-            "created_at": iso(t.created_at), "artifact_uri": t.artifact_uri, "params": t.params}
+    return {
+        "name": t.name,
+        "version": t.version,
+        "algorithm": t.algorithm,
+        "vocab_size": t.vocab_size,
+        "vocab_hash": t.vocab_hash,
+        "job_id": t.job_id,
+        "dataset_id": t.dataset_id,
+        "training_seconds": t.training_seconds,
+        "created_at": iso(t.created_at),
+        "artifact_uri": t.artifact_uri,
+        "params": t.params,
+    }
 
 
 @click.group()
@@ -50,8 +67,11 @@ def show(ref: str, fmt: str) -> None:
         t = store.get_tokenizer(session, name, version)
         out = tokenizer_row(t)
         if t.dataset is not None:
-            out["dataset"] = {"id": t.dataset.id, "uri": t.dataset.uri,
-                              "fingerprint": t.dataset.fingerprint,
-                              "num_rows": t.dataset.num_rows}
+            out["dataset"] = {
+                "id": t.dataset.id,
+                "uri": t.dataset.uri,
+                "fingerprint": t.dataset.fingerprint,
+                "num_rows": t.dataset.num_rows,
+            }
     out["load_with"] = f"AutoTokenizer.from_pretrained({out['artifact_uri']!r})"
     emit_one(out, fmt)

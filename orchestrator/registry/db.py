@@ -55,8 +55,9 @@ def create_registry_engine(url: str, migrate: bool = True) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db in (None, "", ":memory:"):
-            engine = create_engine(parsed, poolclass=StaticPool,
-                                   connect_args={"check_same_thread": False})
+            engine = create_engine(
+                parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
         else:
             Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})

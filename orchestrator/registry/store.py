@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import CursorResult, Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import NotFoundError
@@ -62,20 +62,41 @@ class Registry:
 # --- jobs -------------------------------------------------------------------------------
 
 
-def create_job(session: Session, *, kind: str, name: str, spec: dict[str, Any],
-               resources: dict[str, float], priority: int = 0,
-               code_version: str | None = None, submitted_by: str | None = None) -> Job:
-    job = Job(kind=kind, name=name, spec=spec, resources=resources, priority=priority,
-              status=JobStatus.QUEUED, code_version=code_version, submitted_by=submitted_by)
+def create_job(
+    session: Session,
+    *,
+    kind: str,
+    name: str,
+    spec: dict[str, Any],
+    resources: dict[str, float],
+    priority: int = 0,
+    code_version: str | None = None,
+    submitted_by: str | None = None,
+) -> Job:
+    job = Job(
+        kind=kind,
+        name=name,
+        spec=spec,
+        resources=resources,
+        priority=priority,
+        status=JobStatus.QUEUED,
+        code_version=code_version,
+        submitted_by=submitted_by,
+    )
     session.add(job)
     session.flush()
-    session.add(JobEvent(job_id=job.id, from_status=None, to_status=JobStatus.QUEUED,
-                         reason=f"submitted with priority {priority}"))
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            from_status=None,
+            to_status=JobStatus.QUEUED,
+            reason=f"submitted with priority {priority}",
+        )
+    )
     return job
 
 
-def transition(session: Session, job_id: int, to: JobStatus, reason: str,
-               **fields: Any) -> bool:
+def transition(session: Session, job_id: int, to: JobStatus, reason: str, **fields: Any) -> bool:
     """Move a job to ``to`` if its current state allows it; record the event. True if moved."""
     current = session.scalar(select(Job.status).where(Job.id == job_id))
     if current is None:
@@ -85,11 +106,12 @@ def transition(session: Session, job_id: int, to: JobStatus, reason: str,
         values.setdefault("started_at", utcnow())
     if to in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
         values.setdefault("finished_at", utcnow())
-    moved = session.execute(
+    result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_([s.value for s in ALLOWED_FROM[to]]))
         .values(**values)
-    ).rowcount
+    )
+    moved = cast(CursorResult[Any], result).rowcount
     if moved:
         session.add(JobEvent(job_id=job_id, from_status=current, to_status=to, reason=reason))
     return bool(moved)
@@ -98,13 +120,16 @@ def transition(session: Session, job_id: int, to: JobStatus, reason: str,
 def get_job(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None:
-        raise NotFoundError(f"job {job_id} does not exist",
-                            hint="`orch jobs list` shows the jobs this registry knows")
+        raise NotFoundError(
+            f"job {job_id} does not exist",
+            hint="`orch jobs list` shows the jobs this registry knows",
+        )
     return job
 
 
-def list_jobs(session: Session, status: Sequence[str] = (), kind: Sequence[str] = (),
-              limit: int | None = 50) -> list[Job]:
+def list_jobs(
+    session: Session, status: Sequence[str] = (), kind: Sequence[str] = (), limit: int | None = 50
+) -> list[Job]:
     query = select(Job).order_by(Job.id.desc())
     if status:
         query = query.where(Job.status.in_(list(status)))
@@ -117,25 +142,38 @@ def list_jobs(session: Session, status: Sequence[str] = (), kind: Sequence[str] 
 
 def queued_jobs(session: Session) -> list[Job]:
     """The queue in admission order: higher priority first, then first come first served."""
-    return list(session.scalars(
-        select(Job).where(Job.status == JobStatus.QUEUED).order_by(Job.priority.desc(), Job.id)
-    ))
+    return list(
+        session.scalars(
+            select(Job).where(Job.status == JobStatus.QUEUED).order_by(Job.priority.desc(), Job.id)
+        )
+    )
 
 
 def active_jobs(session: Session) -> list[Job]:
-    return list(session.scalars(
-        select(Job).where(Job.status.in_([s.value for s in ACTIVE_STATUSES])).order_by(Job.id)
-    ))
+    return list(
+        session.scalars(
+            select(Job).where(Job.status.in_([s.value for s in ACTIVE_STATUSES])).order_by(Job.id)
+        )
+    )
 
 
 def request_cancel(session: Session, job_id: int) -> str:
     """Cancel a queued job at once, or flag an active one for the scheduler to stop."""
     status = get_job(session, job_id).status
     if status == JobStatus.QUEUED:
-        session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-                        .values(status=JobStatus.CANCELLED, finished_at=utcnow()))
-        session.add(JobEvent(job_id=job_id, from_status=status, to_status=JobStatus.CANCELLED,
-                             reason="cancelled by user while queued"))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.CANCELLED, finished_at=utcnow())
+        )
+        session.add(
+            JobEvent(
+                job_id=job_id,
+                from_status=status,
+                to_status=JobStatus.CANCELLED,
+                reason="cancelled by user while queued",
+            )
+        )
         return JobStatus.CANCELLED
     if JobStatus(status).terminal:
         return status
@@ -150,9 +188,16 @@ def set_progress(session: Session, job_id: int, message: str) -> None:
 # --- datasets ---------------------------------------------------------------------------
 
 
-def upsert_dataset(session: Session, *, uri: str, fingerprint: str, format: str,
-                   files: list[dict[str, Any]], num_rows: dict[str, int],
-                   size_bytes: int) -> Dataset:
+def upsert_dataset(
+    session: Session,
+    *,
+    uri: str,
+    fingerprint: str,
+    format: str,
+    files: list[dict[str, Any]],
+    num_rows: dict[str, int],
+    size_bytes: int,
+) -> Dataset:
     """The dataset row for this content at this uri, created on first sight."""
     existing = session.scalar(
         select(Dataset).where(Dataset.fingerprint == fingerprint, Dataset.uri == uri)
@@ -160,8 +205,14 @@ def upsert_dataset(session: Session, *, uri: str, fingerprint: str, format: str,
     if existing is not None:
         existing.num_rows = {**existing.num_rows, **num_rows}
         return existing
-    dataset = Dataset(uri=uri, fingerprint=fingerprint, format=format, files=files,
-                      num_rows=num_rows, size_bytes=size_bytes)
+    dataset = Dataset(
+        uri=uri,
+        fingerprint=fingerprint,
+        format=format,
+        files=files,
+        num_rows=num_rows,
+        size_bytes=size_bytes,
+    )
     session.add(dataset)
     session.flush()
     return dataset
@@ -188,8 +239,9 @@ def add_tokenizer(session: Session, **fields: Any) -> Tokenizer:
     return tokenizer
 
 
-def list_tokenizers(session: Session, name: str | None = None,
-                    limit: int | None = 100) -> list[Tokenizer]:
+def list_tokenizers(
+    session: Session, name: str | None = None, limit: int | None = 100
+) -> list[Tokenizer]:
     query = select(Tokenizer).order_by(Tokenizer.name, Tokenizer.version.desc())
     if name:
         query = query.where(Tokenizer.name == name)
@@ -198,13 +250,18 @@ def list_tokenizers(session: Session, name: str | None = None,
 
 def get_tokenizer(session: Session, name: str, version: int | None = None) -> Tokenizer:
     query = select(Tokenizer).where(Tokenizer.name == name)
-    query = (query.where(Tokenizer.version == version) if version
-             else query.order_by(Tokenizer.version.desc()).limit(1))
+    query = (
+        query.where(Tokenizer.version == version)
+        if version
+        else query.order_by(Tokenizer.version.desc()).limit(1)
+    )
     tokenizer = session.scalar(query)
     if tokenizer is None:
         which = f"{name}:{version}" if version else name
-        raise NotFoundError(f"tokenizer {which} is not registered",
-                            hint="`orch tokenizers list` shows the registered tokenizers")
+        raise NotFoundError(
+            f"tokenizer {which} is not registered",
+            hint="`orch tokenizers list` shows the registered tokenizers",
+        )
     return tokenizer
 
 

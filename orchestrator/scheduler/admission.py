@@ -10,7 +10,7 @@ waits, with that reason, for the cluster to grow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 Resources = Mapping[str, float]
@@ -52,11 +52,14 @@ def fmt(resources: Resources) -> str:
 
 
 def shortfall(need: Resources, free: Resources) -> dict[str, float]:
-    return {k: float(need.get(k, 0)) - float(free.get(k, 0)) for k in TRACKED
-            if float(need.get(k, 0)) > float(free.get(k, 0)) + EPS}
+    return {
+        k: float(need.get(k, 0)) - float(free.get(k, 0))
+        for k in TRACKED
+        if float(need.get(k, 0)) > float(free.get(k, 0)) + EPS
+    }
 
 
-def never_fits(request: Request, nodes: list[Resources]) -> str | None:
+def never_fits(request: Request, nodes: Sequence[Resources]) -> str | None:
     """Why the request cannot fit this cluster even when idle, or None."""
     if not nodes:
         return "the cluster has no alive nodes"
@@ -71,7 +74,7 @@ def never_fits(request: Request, nodes: list[Resources]) -> str | None:
     return None
 
 
-def plan(queue: list[Request], nodes: list[Resources], in_use: Resources) -> Decision:
+def plan(queue: list[Request], nodes: Sequence[Resources], in_use: Resources) -> Decision:
     """Decide which of ``queue`` (in any order) start now, given per-node totals and the
     resources already granted to running jobs."""
     decision = Decision()
@@ -85,13 +88,15 @@ def plan(queue: list[Request], nodes: list[Resources], in_use: Resources) -> Dec
         if blocker is not None:
             decision.waiting[request.job_id] = (
                 f"queued behind job {blocker.job_id} (priority {blocker.priority}), "
-                "which starts first when resources free up")
+                "which starts first when resources free up"
+            )
             continue
         need = total(request.bundles)
         missing = shortfall(need, free)
         if missing:
             decision.waiting[request.job_id] = (
-                f"waiting for resources: asks for {fmt(need)}, free now {fmt(free)}")
+                f"waiting for resources: asks for {fmt(need)}, free now {fmt(free)}"
+            )
             blocker = request
             continue
         decision.admitted.append(request.job_id)

@@ -31,8 +31,9 @@ class Backend(Protocol):
 
     def nodes(self) -> list[dict[str, float]]: ...
     def job_statuses(self) -> dict[str, tuple[str, str]]: ...
-    def submit(self, submission_id: str, entrypoint: str, resources: dict[str, float],
-               env: dict[str, str]) -> None: ...
+    def submit(
+        self, submission_id: str, entrypoint: str, resources: dict[str, float], env: dict[str, str]
+    ) -> None: ...
     def stop(self, submission_id: str) -> None: ...
     def log_tail(self, submission_id: str, lines: int = 20) -> str: ...
 
@@ -46,8 +47,9 @@ def driver_entrypoint(job_id: int) -> str:
 
 
 class Scheduler:
-    def __init__(self, registry: Registry, backend: Backend, registry_key: str,
-                 driver_env: dict[str, str]) -> None:
+    def __init__(
+        self, registry: Registry, backend: Backend, registry_key: str, driver_env: dict[str, str]
+    ) -> None:
         self.registry = registry
         self.backend = backend
         self.key = registry_key
@@ -72,39 +74,47 @@ class Scheduler:
             ray_status, message = statuses.get(ray_id or "", (None, ""))
             self._reconcile_one(job_id, ray_id, cancelled, ray_status, message)
 
-    def _reconcile_one(self, job_id: int, ray_id: str | None, cancelled: bool,
-                       ray_status: str | None, message: str) -> None:
+    def _reconcile_one(
+        self, job_id: int, ray_id: str | None, cancelled: bool, ray_status: str | None, message: str
+    ) -> None:
         if ray_status in ("PENDING", None) and ray_id is not None:
             if ray_status is None and self._submitted_long_ago(job_id):
-                self._finish(job_id, JobStatus.FAILED,
-                             f"lost: Ray no longer knows driver {ray_id} (was the cluster "
-                             "restarted?)")
+                self._finish(
+                    job_id,
+                    JobStatus.FAILED,
+                    f"lost: Ray no longer knows driver {ray_id} (was the cluster restarted?)",
+                )
             return
         if ray_status == "RUNNING":  # the driver itself records RUNNING once it has started
             return
         if ray_status == "SUCCEEDED":
-            self._finish(job_id, JobStatus.FAILED,
-                         "the driver exited without registering a result")
+            self._finish(job_id, JobStatus.FAILED, "the driver exited without registering a result")
         elif ray_status == "STOPPED":
-            self._finish(job_id, JobStatus.CANCELLED if cancelled else JobStatus.FAILED,
-                         "cancelled by user" if cancelled else "driver stopped outside orch")
+            self._finish(
+                job_id,
+                JobStatus.CANCELLED if cancelled else JobStatus.FAILED,
+                "cancelled by user" if cancelled else "driver stopped outside orch",
+            )
         elif ray_status == "FAILED":
             tail = self.backend.log_tail(ray_id or "")
             first = message.splitlines()[0] if message else "no message from Ray"
-            self._finish(job_id, JobStatus.CANCELLED if cancelled else JobStatus.FAILED,
-                         f"driver failed: {first}" + (f"\n--- last log lines ---\n{tail}"
-                                                      if tail else ""))
+            self._finish(
+                job_id,
+                JobStatus.CANCELLED if cancelled else JobStatus.FAILED,
+                f"driver failed: {first}" + (f"\n--- last log lines ---\n{tail}" if tail else ""),
+            )
 
     def _submitted_long_ago(self, job_id: int) -> bool:
         with self.registry.session() as session:
             job = store.get_job(session, job_id)
-            last = max((store.as_utc(e.at) for e in job.events), default=None)
+            last = max((t for e in job.events if (t := store.as_utc(e.at))), default=None)
         return last is not None and utcnow() - last > LOST_GRACE
 
     def stop_cancelled(self, statuses: dict[str, tuple[str, str]]) -> None:
         with self.registry.session() as session:
-            targets = [(j.id, j.ray_job_id) for j in store.active_jobs(session)
-                       if j.cancel_requested]
+            targets = [
+                (j.id, j.ray_job_id) for j in store.active_jobs(session) if j.cancel_requested
+            ]
         for job_id, ray_id in targets:
             if ray_id is None or statuses.get(ray_id, ("",))[0] in ("STOPPED", "FAILED"):
                 continue
@@ -115,16 +125,24 @@ class Scheduler:
 
     def admit(self, nodes: list[dict[str, float]]) -> dict[str, Any]:
         with self.registry.session() as session:
-            in_use = total(r for j in store.active_jobs(session)
-                           for r in j.resources.get("bundles", []))
-            queue = [Request(j.id, j.priority, tuple(j.resources.get("bundles", [])))
-                     for j in store.queued_jobs(session)]
+            in_use = total(
+                r for j in store.active_jobs(session) for r in j.resources.get("bundles", [])
+            )
+            queue = [
+                Request(j.id, j.priority, tuple(j.resources.get("bundles", [])))
+                for j in store.queued_jobs(session)
+            ]
         decision = plan(queue, nodes, in_use)
         for job_id in decision.admitted:
             self._start(job_id)
-        return {"nodes": nodes, "total": total(nodes), "in_use": in_use,
-                "waiting": {str(k): v for k, v in decision.waiting.items()},
-                "admitted": decision.admitted, "pid": os.getpid()}
+        return {
+            "nodes": nodes,
+            "total": total(nodes),
+            "in_use": in_use,
+            "waiting": {str(k): v for k, v in decision.waiting.items()},
+            "admitted": decision.admitted,
+            "pid": os.getpid(),
+        }
 
     def _start(self, job_id: int) -> None:
         """Claim a queued job (atomically: a cancel may have won) and submit its driver."""
@@ -133,9 +151,13 @@ class Scheduler:
             ray_id = submission_id(self.key, job)
             bundles = job.resources.get("bundles", [])
             claimed = store.transition(
-                session, job_id, JobStatus.STARTING,
+                session,
+                job_id,
+                JobStatus.STARTING,
                 f"admitted: {fmt(total(bundles))} fit the cluster; driver {ray_id}",
-                ray_job_id=ray_id, attempts=job.attempts + 1)
+                ray_job_id=ray_id,
+                attempts=job.attempts + 1,
+            )
         if not claimed:
             return
         driver = bundles[0] if bundles else {}
@@ -147,8 +169,9 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - a refused submit fails the job, not us
                 if delay is None:
                     log.exception("submitting job %s failed", job_id)
-                    self._finish(job_id, JobStatus.FAILED,
-                                 f"could not submit the driver to Ray: {exc}")
+                    self._finish(
+                        job_id, JobStatus.FAILED, f"could not submit the driver to Ray: {exc}"
+                    )
                     return
                 # e.g. "No available agent to submit job" while a new cluster settles
                 log.warning("submitting job %s failed (%s); retrying in %.1fs", job_id, exc, delay)

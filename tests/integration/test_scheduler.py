@@ -19,15 +19,22 @@ pytestmark = pytest.mark.integration
 
 
 def submit(cluster: dict, data: dict, priority: int = 0, **sections: dict) -> int:
-    spec = parse_spec({"kind": "tokenizer", "name": sections.pop("name", "tok"), "data": data,
-                       "tokenizer": {"vocab_size": 2000, **sections.pop("tokenizer", {})},
-                       **sections})
+    spec = parse_spec(
+        {
+            "kind": "tokenizer",
+            "name": sections.pop("name", "tok"),
+            "data": data,
+            "tokenizer": {"vocab_size": 2000, **sections.pop("tokenizer", {})},
+            **sections,
+        }
+    )
     return submission.submit_spec(cluster["registry"], spec, priority)
 
 
 def wait(cluster: dict, job_id: int, timeout: float = 120) -> submission.Outcome:
-    return submission.follow(cluster["registry"], job_id, lambda e: None, lambda p: None,
-                             timeout=timeout)
+    return submission.follow(
+        cluster["registry"], job_id, lambda e: None, lambda p: None, timeout=timeout
+    )
 
 
 def wait_for_status(reg: Registry, job_id: int, status: str, timeout: float = 60) -> None:
@@ -50,8 +57,9 @@ def driver_pid(reg: Registry, job_id: int) -> int:
 def test_tokenizer_job_end_to_end(ray_cluster: dict, gutenberg: Path) -> None:
     from transformers import AutoTokenizer
 
-    job_id = submit(ray_cluster, {"files": [str(gutenberg)], "max_lines": 20000},
-                    tokenizer={"vocab_size": 5000})
+    job_id = submit(
+        ray_cluster, {"files": [str(gutenberg)], "max_lines": 20000}, tokenizer={"vocab_size": 5000}
+    )
     outcome = wait(ray_cluster, job_id)
     assert outcome.status == JobStatus.SUCCEEDED, outcome.error
     with ray_cluster["registry"].session() as s:
@@ -65,7 +73,8 @@ def test_tokenizer_job_end_to_end(ray_cluster: dict, gutenberg: Path) -> None:
     tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
     assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and "[UNK]" not in tokens
     assert tokenizer.decode(encoded["input_ids"], skip_special_tokens=True) == (
-        "it was a bright cold day in april.")
+        "it was a bright cold day in april."
+    )
 
 
 def test_failed_job_says_why(ray_cluster: dict, tmp_path: Path) -> None:
@@ -80,8 +89,9 @@ def test_failed_job_says_why(ray_cluster: dict, tmp_path: Path) -> None:
 
 def test_a_killed_driver_marks_the_job_failed(ray_cluster: dict, gutenberg: Path) -> None:
     reg = ray_cluster["registry"]
-    job_id = submit(ray_cluster, {"files": [str(gutenberg)]}, name="killed",
-                    tokenizer={"vocab_size": 30000})
+    job_id = submit(
+        ray_cluster, {"files": [str(gutenberg)]}, name="killed", tokenizer={"vocab_size": 30000}
+    )
     wait_for_status(reg, job_id, JobStatus.RUNNING)
     os.kill(driver_pid(reg, job_id), signal.SIGKILL)
     outcome = wait(ray_cluster, job_id, timeout=60)
@@ -93,8 +103,9 @@ def test_a_killed_driver_marks_the_job_failed(ray_cluster: dict, gutenberg: Path
 
 def test_cancel_a_running_job_stops_its_driver(ray_cluster: dict, gutenberg: Path) -> None:
     reg = ray_cluster["registry"]
-    job_id = submit(ray_cluster, {"files": [str(gutenberg)]}, name="cancelled",
-                    tokenizer={"vocab_size": 30000})
+    job_id = submit(
+        ray_cluster, {"files": [str(gutenberg)]}, name="cancelled", tokenizer={"vocab_size": 30000}
+    )
     wait_for_status(reg, job_id, JobStatus.RUNNING)
     pid = driver_pid(reg, job_id)
     with reg.session() as s:
@@ -111,8 +122,13 @@ def test_priority_then_fifo_and_why(ray_cluster: dict, gutenberg: Path) -> None:
     and `why` explains the wait in terms of resources."""
     reg = ray_cluster["registry"]
     whole = {"cpus": 2}
-    blocker = submit(ray_cluster, {"files": [str(gutenberg)]}, name="blocker",
-                     tokenizer={"vocab_size": 30000}, resources=whole)
+    blocker = submit(
+        ray_cluster,
+        {"files": [str(gutenberg)]},
+        name="blocker",
+        tokenizer={"vocab_size": 30000},
+        resources=whole,
+    )
     wait_for_status(reg, blocker, JobStatus.RUNNING)
     small = {"files": [str(gutenberg)], "max_lines": 2000}
     low = submit(ray_cluster, small, name="low", resources=whole)
@@ -146,8 +162,9 @@ def test_scheduler_restarts_after_being_killed(ray_cluster: dict, tmp_path: Path
     ray.kill(actor, no_restart=False)
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n".join(f"line {i} of a small corpus" for i in range(200)))
-    job_id = submit(ray_cluster, {"files": [str(corpus)]}, name="after-restart",
-                    tokenizer={"vocab_size": 300})
+    job_id = submit(
+        ray_cluster, {"files": [str(corpus)]}, name="after-restart", tokenizer={"vocab_size": 300}
+    )
     assert wait(ray_cluster, job_id).status == JobStatus.SUCCEEDED
     assert ray.get(actor.ping.remote()) != old_pid
     assert submission.scheduler_heartbeat(settings, reg)[0]["pid"] != old_pid

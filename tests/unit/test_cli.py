@@ -29,24 +29,58 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 def seed(reg: Registry) -> dict[str, int]:
     with reg.session() as s:
-        ok = store.create_job(s, kind="tokenizer", name="wp", spec={"kind": "tokenizer"},
-                              resources={"bundles": [{"CPU": 1}]}).id
-        bad = store.create_job(s, kind="tokenizer", name="bpe", spec={"kind": "tokenizer"},
-                               resources={"bundles": [{"CPU": 1}]}).id
-        waiting = store.create_job(s, kind="tokenizer", name="big", spec={"kind": "tokenizer"},
-                                   resources={"bundles": [{"CPU": 64}]}, priority=3).id
+        ok = store.create_job(
+            s,
+            kind="tokenizer",
+            name="wp",
+            spec={"kind": "tokenizer"},
+            resources={"bundles": [{"CPU": 1}]},
+        ).id
+        bad = store.create_job(
+            s,
+            kind="tokenizer",
+            name="bpe",
+            spec={"kind": "tokenizer"},
+            resources={"bundles": [{"CPU": 1}]},
+        ).id
+        waiting = store.create_job(
+            s,
+            kind="tokenizer",
+            name="big",
+            spec={"kind": "tokenizer"},
+            resources={"bundles": [{"CPU": 64}]},
+            priority=3,
+        ).id
     with reg.session() as s:
         for job_id in (ok, bad):
             store.transition(s, job_id, JobStatus.STARTING, "admitted")
             store.transition(s, job_id, JobStatus.RUNNING, "started")
-        store.transition(s, bad, JobStatus.FAILED, "the job raised an error",
-                         error="/data/x.txt: not valid UTF-8 at byte 3")
-        dataset = store.upsert_dataset(s, uri="/data/corpus.txt", fingerprint="f" * 64,
-                                       format="text", files=[], num_rows={"train": 10},
-                                       size_bytes=100)
-        store.add_tokenizer(s, name="wp", algorithm="wordpiece", vocab_size=8000,
-                            vocab_hash="h", artifact_uri="/a/wp/v1", dataset_id=dataset.id,
-                            job_id=ok)
+        store.transition(
+            s,
+            bad,
+            JobStatus.FAILED,
+            "the job raised an error",
+            error="/data/x.txt: not valid UTF-8 at byte 3",
+        )
+        dataset = store.upsert_dataset(
+            s,
+            uri="/data/corpus.txt",
+            fingerprint="f" * 64,
+            format="text",
+            files=[],
+            num_rows={"train": 10},
+            size_bytes=100,
+        )
+        store.add_tokenizer(
+            s,
+            name="wp",
+            algorithm="wordpiece",
+            vocab_size=8000,
+            vocab_hash="h",
+            artifact_uri="/a/wp/v1",
+            dataset_id=dataset.id,
+            job_id=ok,
+        )
         store.transition(s, ok, JobStatus.SUCCEEDED, "registered", result={"tokenizer": "wp:1"})
     return {"ok": ok, "bad": bad, "waiting": waiting}
 
@@ -57,17 +91,21 @@ def test_help_is_fast_and_imports_no_heavy_libraries() -> None:
     elapsed = time.perf_counter() - started
     assert proc.returncode == 0 and "submit" in proc.stdout
     assert elapsed < 1.0, f"orch --help took {elapsed:.2f}s"
-    probe = ("import sys, orchestrator.cli, orchestrator.cli.common; "
-             "print(sorted(m for m in ('torch', 'transformers', 'ray', 'sqlalchemy') "
-             "if m in sys.modules))")
+    probe = (
+        "import sys, orchestrator.cli, orchestrator.cli.common; "
+        "print(sorted(m for m in ('torch', 'transformers', 'ray', 'sqlalchemy') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_validate_reports_all_problems_and_exits_2(tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
-    spec.write_text("kind: tokenizer\nname: t\ndata:\n  files: [nope.txt]\n"
-                    "tokenizer:\n  vocab_size: 0\n  algorithm: sentencepiece\n")
+    spec.write_text(
+        "kind: tokenizer\nname: t\ndata:\n  files: [nope.txt]\n"
+        "tokenizer:\n  vocab_size: 0\n  algorithm: sentencepiece\n"
+    )
     code, out, err = invoke("validate", str(spec))
     assert code == 2 and out == ""
     assert "3 problems" in err and "data.files" in err and "tokenizer.vocab_size" in err
@@ -78,11 +116,12 @@ def test_validate_ok(tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
     spec.write_text(f"kind: tokenizer\nname: t\ndata:\n  files: [{MARS}]\n")
     assert invoke("validate", str(spec), "--set", "tokenizer.vocab_size=900")[:2] == (
-        0, "valid tokenizer spec: t\n")
+        0,
+        "valid tokenizer spec: t\n",
+    )
 
 
-def test_submit_with_a_bad_spec_exits_2_and_records_nothing(reg: Registry,
-                                                            tmp_path: Path) -> None:
+def test_submit_with_a_bad_spec_exits_2_and_records_nothing(reg: Registry, tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
     spec.write_text("kind: tokenizer\nname: t\ndata:\n  files: [nope.txt]\n")
     code, out, err = invoke("submit", str(spec))
@@ -96,14 +135,23 @@ def test_jobs_list_json_is_an_array_of_objects_with_the_table_columns(reg: Regis
     code, out, _ = invoke("jobs", "list", "--format", "json")
     rows = json.loads(out)
     assert code == 0 and [r["id"] for r in rows] == [ids["waiting"], ids["bad"], ids["ok"]]
-    assert set(rows[0]) == {"id", "kind", "name", "status", "priority", "created_at",
-                            "duration_s", "summary"}
+    assert set(rows[0]) == {
+        "id",
+        "kind",
+        "name",
+        "status",
+        "priority",
+        "created_at",
+        "duration_s",
+        "summary",
+    }
     _, table, _ = invoke("jobs", "list")
     assert table.splitlines()[0].split()[:4] == ["ID", "KIND", "NAME", "STATUS"]
     _, failed, _ = invoke("jobs", "list", "--status", "failed", "--format", "json")
     assert [r["id"] for r in json.loads(failed)] == [ids["bad"]]
-    _, limited, _ = invoke("jobs", "list", "--limit", "1", "--kind", "tokenizer",
-                           "--format", "json")
+    _, limited, _ = invoke(
+        "jobs", "list", "--limit", "1", "--kind", "tokenizer", "--format", "json"
+    )
     assert len(json.loads(limited)) == 1
 
 
@@ -137,8 +185,15 @@ def test_why_with_a_scheduler_view(reg: Registry) -> None:
 
     key = HEARTBEAT_KEY.format(key=load_settings().registry_key)
     with reg.session() as s:
-        store.put_state(s, key, {"total": {"CPU": 2.0}, "in_use": {"CPU": 1.0},
-                                 "waiting": {str(ids["waiting"]): "can never start: ..."}})
+        store.put_state(
+            s,
+            key,
+            {
+                "total": {"CPU": 2.0},
+                "in_use": {"CPU": 1.0},
+                "waiting": {str(ids["waiting"]): "can never start: ..."},
+            },
+        )
     out = json.loads(invoke("jobs", "why", str(ids["waiting"]), "--format", "json")[1])
     assert out["free"] == "1 CPU" and out["reason"] == "can never start: ..."
 
@@ -147,8 +202,10 @@ def test_cancel_a_queued_job(reg: Registry) -> None:
     ids = seed(reg)
     code, _, err = invoke("jobs", "cancel", str(ids["waiting"]))
     assert code == 0 and "cancelled" in err
-    assert json.loads(invoke("jobs", "show", str(ids["waiting"]), "--format", "json")[1])[
-        "status"] == "CANCELLED"
+    assert (
+        json.loads(invoke("jobs", "show", str(ids["waiting"]), "--format", "json")[1])["status"]
+        == "CANCELLED"
+    )
     _, _, again = invoke("jobs", "cancel", str(ids["ok"]))
     assert "already ended (SUCCEEDED)" in again
 

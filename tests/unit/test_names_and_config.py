@@ -32,8 +32,9 @@ def test_versioned_refs() -> None:
 
 def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(f"registry_url: sqlite:///{tmp_path}/file.db\n"
-                      f"artifact_root: {tmp_path}/file-artifacts\n")
+    config.write_text(
+        f"registry_url: sqlite:///{tmp_path}/file.db\nartifact_root: {tmp_path}/file-artifacts\n"
+    )
     monkeypatch.setenv("ORCH_CONFIG", str(config))
     monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ORCH_REGISTRY_URL", raising=False)
@@ -45,8 +46,9 @@ def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert load_settings(cluster_address="10.0.0.1:6380").cluster_address == "10.0.0.1:6380"
 
 
-def test_default_registry_is_sqlite_under_home(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_registry_is_sqlite_under_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORCH_CONFIG", str(tmp_path / "none.yaml"))
     monkeypatch.setenv("ORCH_HOME", str(tmp_path / "h"))
     monkeypatch.delenv("ORCH_REGISTRY_URL", raising=False)

@@ -12,14 +12,32 @@ from orchestrator.registry.db import create_registry_engine
 from orchestrator.registry.migrate import alembic_config, current_revision, head_revision
 from orchestrator.registry.models import Base, Job, JobEvent, Tokenizer
 
-TABLES = {"jobs", "job_events", "datasets", "tokenizers", "models", "model_versions", "aliases",
-          "alias_events", "metrics", "deployments", "service_state", "alembic_version"}
+TABLES = {
+    "jobs",
+    "job_events",
+    "datasets",
+    "tokenizers",
+    "models",
+    "model_versions",
+    "aliases",
+    "alias_events",
+    "metrics",
+    "deployments",
+    "service_state",
+    "alembic_version",
+}
 
 
 def new_job(reg: Registry, name: str = "t", priority: int = 0) -> int:
     with reg.session() as s:
-        return store.create_job(s, kind="tokenizer", name=name, spec={"kind": "tokenizer"},
-                                resources={"bundles": [{"CPU": 1}]}, priority=priority).id
+        return store.create_job(
+            s,
+            kind="tokenizer",
+            name=name,
+            spec={"kind": "tokenizer"},
+            resources={"bundles": [{"CPU": 1}]},
+            priority=priority,
+        ).id
 
 
 def test_migrations_create_every_table_and_reach_head(registry_url: str) -> None:
@@ -51,8 +69,11 @@ def test_job_lifecycle_records_every_transition(registry_url: str) -> None:
         assert job.status == JobStatus.SUCCEEDED and job.result == {"x": 1}
         assert job.started_at is not None and job.finished_at is not None
         assert [(e.from_status, e.to_status) for e in job.events] == [
-            (None, "QUEUED"), ("QUEUED", "STARTING"), ("STARTING", "RUNNING"),
-            ("RUNNING", "SUCCEEDED")]
+            (None, "QUEUED"),
+            ("QUEUED", "STARTING"),
+            ("STARTING", "RUNNING"),
+            ("RUNNING", "SUCCEEDED"),
+        ]
 
 
 def test_finished_jobs_never_change_state(registry_url: str) -> None:

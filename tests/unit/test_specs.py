@@ -47,20 +47,29 @@ def test_defaults_fit_masked_lm_pretraining(corpus: Path) -> None:
     spec = parse_spec({"kind": "tokenizer", "name": "t", "data": {"files": [str(corpus)]}})
     assert isinstance(spec, TokenizerJobSpec)
     assert spec.tokenizer.special_tokens == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    bpe = parse_spec({"kind": "tokenizer", "name": "t", "data": {"files": [str(corpus)]},
-                      "tokenizer": {"algorithm": "bpe"}})
+    bpe = parse_spec(
+        {
+            "kind": "tokenizer",
+            "name": "t",
+            "data": {"files": [str(corpus)]},
+            "tokenizer": {"algorithm": "bpe"},
+        }
+    )
     assert "<mask>" in bpe.tokenizer.special_tokens
 
 
 def test_relative_paths_resolve_against_the_current_directory(
-        tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     spec = load_spec(write(tmp_path, "kind: tokenizer\nname: t\ndata:\n  files: [corpus.txt]\n"))
     assert spec.data.files == [str(corpus)]
 
 
 def test_every_problem_is_reported_at_once_with_key_and_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """kind: tokenizer
+    path = write(
+        tmp_path,
+        """kind: tokenizer
 name: t
 data:
   files: [missing.txt]
@@ -69,7 +78,8 @@ tokenizer:
   algorithm: sentencepiece
   vocab_size: 0
 extra: 1
-""")
+""",
+    )
     with pytest.raises(SpecError) as exc:
         load_spec(path)
     text = problems(exc)
@@ -104,17 +114,36 @@ def test_names_that_would_escape_the_artifact_root_are_refused(corpus: Path) -> 
 
 def test_vocab_size_must_leave_room_beyond_special_tokens(corpus: Path) -> None:
     with pytest.raises(SpecError, match="at least 261"):
-        parse_spec({"kind": "tokenizer", "name": "t", "data": {"files": [str(corpus)]},
-                    "tokenizer": {"algorithm": "bpe", "vocab_size": 100}})
+        parse_spec(
+            {
+                "kind": "tokenizer",
+                "name": "t",
+                "data": {"files": [str(corpus)]},
+                "tokenizer": {"algorithm": "bpe", "vocab_size": 100},
+            }
+        )
     with pytest.raises(SpecError, match="needs an unknown token"):
-        parse_spec({"kind": "tokenizer", "name": "t", "data": {"files": [str(corpus)]},
-                    "tokenizer": {"special_tokens": ["[PAD]", "[CLS]"]}})
+        parse_spec(
+            {
+                "kind": "tokenizer",
+                "name": "t",
+                "data": {"files": [str(corpus)]},
+                "tokenizer": {"special_tokens": ["[PAD]", "[CLS]"]},
+            }
+        )
 
 
 def test_overrides_set_nested_values_parsed_as_yaml(tmp_path: Path, corpus: Path) -> None:
     path = write(tmp_path, f"kind: tokenizer\nname: t\ndata:\n  files: [{corpus}]\n")
-    spec = load_spec(path, ["tokenizer.vocab_size=1234", "tokenizer.lowercase=false",
-                            "resources.cpus=0.5", "name=other"])
+    spec = load_spec(
+        path,
+        [
+            "tokenizer.vocab_size=1234",
+            "tokenizer.lowercase=false",
+            "resources.cpus=0.5",
+            "name=other",
+        ],
+    )
     assert (spec.tokenizer.vocab_size, spec.tokenizer.lowercase) == (1234, False)
     assert spec.resources.cpus == 0.5 and spec.name == "other"
 

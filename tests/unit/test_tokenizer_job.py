@@ -22,11 +22,13 @@ def env(orch_home: Path, registry_url: str, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def run(reg: Registry, data: dict, **tok: object) -> tuple[int, object]:
-    spec = parse_spec({"kind": "tokenizer", "name": "tok", "data": data,
-                       "tokenizer": {"vocab_size": 1000, **tok}})
+    spec = parse_spec(
+        {"kind": "tokenizer", "name": "tok", "data": data, "tokenizer": {"vocab_size": 1000, **tok}}
+    )
     with reg.session() as s:
-        job_id = store.create_job(s, kind="tokenizer", name=spec.name,
-                                  spec=spec.model_dump(mode="json"), resources={}).id
+        job_id = store.create_job(
+            s, kind="tokenizer", name=spec.name, spec=spec.model_dump(mode="json"), resources={}
+        ).id
         store.transition(s, job_id, JobStatus.STARTING, "test")
     rc = driver.run_job(job_id)
     with reg.session() as s:
@@ -40,18 +42,24 @@ def artifacts() -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
-@pytest.mark.parametrize("algorithm,mask", [("wordpiece", "[MASK]"), ("bpe", "<mask>"),
-                                             ("unigram", "[MASK]")])
-def test_trains_registers_and_loads_with_autotokenizer(env: Registry, algorithm: str,
-                                                        mask: str) -> None:
+@pytest.mark.parametrize(
+    "algorithm,mask", [("wordpiece", "[MASK]"), ("bpe", "<mask>"), ("unigram", "[MASK]")]
+)
+def test_trains_registers_and_loads_with_autotokenizer(
+    env: Registry, algorithm: str, mask: str
+) -> None:
     from transformers import AutoTokenizer
 
     job_id, job = run(env, {"files": [str(MARS)], "max_lines": 1500}, algorithm=algorithm)
     assert job.status == JobStatus.SUCCEEDED, job.error
     with env.session() as s:
         row = store.get_tokenizer(s, "tok")
-        assert (row.version, row.algorithm, row.vocab_size, row.job_id) == (1, algorithm, 1000,
-                                                                              job_id)
+        assert (row.version, row.algorithm, row.vocab_size, row.job_id) == (
+            1,
+            algorithm,
+            1000,
+            job_id,
+        )
         assert row.dataset.num_rows == {"train": 1500} and len(row.dataset.fingerprint) == 64
         assert row.dataset.files[0]["path"] == str(MARS)
     tok = AutoTokenizer.from_pretrained(row.artifact_uri)
@@ -78,23 +86,27 @@ def test_reads_a_named_column_of_jsonl_and_csv(env: Registry, tmp_path: Path) ->
     jsonl = tmp_path / "c.jsonl"
     jsonl.write_text("\n".join(json.dumps({"id": i, "body": t}) for i, t in enumerate(lines)))
     csv_file = tmp_path / "c.csv"
-    csv_file.write_text("id,body\n" + "\n".join(f'{i},"{t.replace(chr(34), "")}"'
-                                                 for i, t in enumerate(lines)))
+    csv_file.write_text(
+        "id,body\n" + "\n".join(f'{i},"{t.replace(chr(34), "")}"' for i, t in enumerate(lines))
+    )
     for path in (jsonl, csv_file):
         _, job = run(env, {"files": [str(path)], "column": "body"})
         assert job.status == JobStatus.SUCCEEDED, job.error
 
 
-@pytest.mark.parametrize("content,column,message", [
-    (b"", "text", "the corpus is empty"),
-    (b"\n   \n\n", "text", "the corpus is empty"),
-    (b"good line\n\xff\xfe bad bytes\n", "text", "not valid UTF-8"),
-    (b'{"body": "x"}\n', "text", "c.jsonl:1: no column 'text' (found: body)"),
-    (b'{"text": "x"}\nnot json\n', "text", "c.jsonl:2: not valid JSON"),
-])
-def test_bad_input_fails_the_job_and_registers_nothing(env: Registry, tmp_path: Path,
-                                                       content: bytes, column: str,
-                                                       message: str) -> None:
+@pytest.mark.parametrize(
+    "content,column,message",
+    [
+        (b"", "text", "the corpus is empty"),
+        (b"\n   \n\n", "text", "the corpus is empty"),
+        (b"good line\n\xff\xfe bad bytes\n", "text", "not valid UTF-8"),
+        (b'{"body": "x"}\n', "text", "c.jsonl:1: no column 'text' (found: body)"),
+        (b'{"text": "x"}\nnot json\n', "text", "c.jsonl:2: not valid JSON"),
+    ],
+)
+def test_bad_input_fails_the_job_and_registers_nothing(
+    env: Registry, tmp_path: Path, content: bytes, column: str, message: str
+) -> None:
     suffix = ".jsonl" if content.startswith(b"{") else ".txt"
     path = tmp_path / f"c{suffix}"
     path.write_bytes(content)
@@ -108,12 +120,18 @@ def test_bad_input_fails_the_job_and_registers_nothing(env: Registry, tmp_path: 
 
 
 def test_a_cancelled_job_does_not_publish(env: Registry) -> None:
-    spec = parse_spec({"kind": "tokenizer", "name": "tok",
-                       "data": {"files": [str(MARS)], "max_lines": 200},
-                       "tokenizer": {"vocab_size": 500}})
+    spec = parse_spec(
+        {
+            "kind": "tokenizer",
+            "name": "tok",
+            "data": {"files": [str(MARS)], "max_lines": 200},
+            "tokenizer": {"vocab_size": 500},
+        }
+    )
     with env.session() as s:
-        job_id = store.create_job(s, kind="tokenizer", name="tok",
-                                  spec=spec.model_dump(mode="json"), resources={}).id
+        job_id = store.create_job(
+            s, kind="tokenizer", name="tok", spec=spec.model_dump(mode="json"), resources={}
+        ).id
         store.transition(s, job_id, JobStatus.STARTING, "test")
         store.transition(s, job_id, JobStatus.CANCELLED, "cancelled before the driver ran")
     assert driver.run_job(job_id) == 1
@@ -133,8 +151,9 @@ def test_publish_for_a_job_cancelled_mid_run_leaves_no_rows_or_folders(env: Regi
         store.transition(s, job_id, JobStatus.CANCELLED, "cancelled by user")
 
     def register(session, place):  # type: ignore[no-untyped-def]
-        row = store.add_tokenizer(session, name="tok", algorithm="bpe", vocab_size=1,
-                                  vocab_hash="h", artifact_uri="")
+        row = store.add_tokenizer(
+            session, name="tok", algorithm="bpe", vocab_size=1, vocab_hash="h", artifact_uri=""
+        )
         row.artifact_uri = place(row.version)
         return row
 

@@ -1,0 +1,44 @@
+# Everything a new machine needs, from nothing but Python 3.11+:
+#   make demo   local Ray cluster, a real tokenizer job, the registry, and how to use the result
+#   make test   the whole test suite (unit, integration on real Ray, e2e through the CLI)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ORCH := $(BIN)/orch
+
+.PHONY: install test test-unit lint format demo clean
+
+install: $(VENV)/.installed
+
+# torch first and pinned: an unpinned torch pulls gigabytes of CUDA packages on a CPU box.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
+		"Python 3.11+ is needed (found %s); run: make PYTHON=python3.11 ..." % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+test: install
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+lint: install
+	$(BIN)/ruff check orchestrator jobs tests
+	$(BIN)/ruff format --check orchestrator jobs tests
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format orchestrator jobs tests
+	$(BIN)/ruff check --fix orchestrator jobs tests
+
+demo: install
+	$(ORCH) cluster up
+	$(ORCH) submit jobs/configs/tokenizer-wordpiece.yaml --wait
+	$(ORCH) tokenizers show mars-wordpiece
+	$(BIN)/python -m jobs.demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,161 @@
+"""The `orch` command as a user runs it, against a cluster it starts with `orch cluster up`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MARS, REPO, orch_cmd, run_orch
+
+pytestmark = pytest.mark.e2e
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "ORCH_", "PYTEST_"))}
+    return {
+        **env,
+        "ORCH_HOME": str(home),
+        "ORCH_CONFIG": str(home / "none.yaml"),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    env = clean_env(tmp_path_factory.mktemp("e2e") / "home")
+    up = run_orch(["cluster", "up", "--num-cpus", "2"], env, check=True)
+    assert up.stdout.strip().endswith(tuple("0123456789"))  # the GCS address
+    yield env
+    run_orch(["cluster", "down"], env)
+
+
+def wait_all(env: dict[str, str], ids: list[int], timeout: float = 300) -> dict[int, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = json.loads(
+            run_orch(["jobs", "list", "--limit", "500", "--format", "json"], env, check=True).stdout
+        )
+        jobs = {r["id"]: r for r in rows if r["id"] in ids}
+        if all(j["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") for j in jobs.values()):
+            return jobs
+        assert time.monotonic() < deadline, f"jobs still running: {jobs}"
+        time.sleep(1)
+
+
+def test_submit_wait_then_query(cli_cluster: dict[str, str]) -> None:
+    env = cli_cluster
+    proc = run_orch(["submit", "jobs/configs/tokenizer-wordpiece.yaml", "--wait"], env)
+    assert proc.returncode == 0, proc.stderr
+    job_id = int(proc.stdout.strip())
+    assert "RUNNING -> SUCCEEDED" in proc.stderr and "tokenizer: mars-wordpiece:1" in proc.stderr
+    listed = json.loads(
+        run_orch(["tokenizers", "list", "--format", "json"], env, check=True).stdout
+    )
+    assert [(t["name"], t["version"], t["vocab_size"]) for t in listed] == [
+        ("mars-wordpiece", 1, 8000)
+    ]
+    shown = json.loads(
+        run_orch(["jobs", "show", str(job_id), "--format", "json"], env, check=True).stdout
+    )
+    assert shown["status"] == "SUCCEEDED" and shown["result"]["tokenizer"] == "mars-wordpiece:1"
+    nodes = json.loads(run_orch(["cluster", "status", "--format", "json"], env, check=True).stdout)
+    assert len(nodes) == 1 and nodes[0]["cpus"] == 2.0 and nodes[0]["head"] is True
+    logs = run_orch(["jobs", "logs", str(job_id)], env, check=True)
+    assert "trained on 2,940 lines" in logs.stdout
+
+
+def test_a_failing_job_exits_1_and_says_why(cli_cluster: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 cr\xe8me\n".encode("latin-1"))
+    proc = run_orch(
+        ["submit", "jobs/configs/tokenizer-bpe.yaml", "--set", f"data.files=[{bad}]", "--wait"],
+        cli_cluster,
+    )
+    assert proc.returncode == 1
+    assert f"{bad}: not valid UTF-8 at byte 3" in proc.stderr
+    assert (
+        json.loads(
+            run_orch(
+                ["tokenizers", "list", "--name", "mars-bpe", "--format", "json"],
+                cli_cluster,
+                check=True,
+            ).stdout
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_twenty_simultaneous_submits_all_succeed(
+    cli_cluster: dict[str, str], backend: str, request: pytest.FixtureRequest
+) -> None:
+    env = dict(cli_cluster)
+    if backend == "postgresql":
+        env["ORCH_REGISTRY_URL"] = request.getfixturevalue("fresh_postgres_url")
+    before = {
+        r["id"]
+        for r in json.loads(
+            run_orch(["jobs", "list", "--format", "json", "--limit", "500"], env).stdout or "[]"
+        )
+    }
+    procs = [
+        subprocess.Popen(
+            [
+                *orch_cmd(),
+                "submit",
+                "jobs/configs/tokenizer-unigram.yaml",
+                "--set",
+                f"name=concurrent-{i}",
+                "--set",
+                f"data.files=[{MARS}]",
+                "--set",
+                "data.max_lines=300",
+                "--set",
+                "tokenizer.vocab_size=400",
+                "--set",
+                "resources.cpus=0.5",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(20)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 20, [err for _, err in outputs]
+    assert not any("locked" in err.lower() for _, err in outputs)
+    ids = [int(out.strip()) for out, _ in outputs]
+    assert len(set(ids)) == 20 and not set(ids) & before
+    jobs = wait_all(env, ids)
+    assert {j["status"] for j in jobs.values()} == {"SUCCEEDED"}, jobs
+    names = {
+        t["name"]
+        for t in json.loads(
+            run_orch(["tokenizers", "list", "--format", "json"], env, check=True).stdout
+        )
+    }
+    assert {f"concurrent-{i}" for i in range(20)} <= names
+
+
+def test_cluster_down_stops_only_its_own_cluster(
+    cli_cluster: dict[str, str], ray_cluster: dict
+) -> None:
+    from orchestrator import ray_client
+
+    state = json.loads((Path(cli_cluster["ORCH_HOME"]) / "cluster" / "state.json").read_text())
+    down = run_orch(["cluster", "down"], cli_cluster, check=True)
+    assert "stopped" in down.stderr
+    assert ray_client._our_processes(state["temp_dir"]) == []
+    assert not ray_client._reachable(state["gcs_address"])
+    assert ray_client._reachable(ray_cluster["info"].gcs_address)  # the other cluster lives
+    status = run_orch(["cluster", "status"], cli_cluster)
+    assert status.returncode == 1 and "no cluster is running" in status.stderr
