@@ -29,13 +29,16 @@ def main() -> int:
     print(f"registry   {settings.resolved_registry_url}")
     if job:
         print(f"job        #{job.id} {job.kind} {job.status} (ran {took})")
-    print(f"tokenizer  {tok.name}:{tok.version}  {tok.algorithm}, {len(tokenizer):,} tokens,"
-          f" trained in {tok.training_seconds:.1f}s")
+    print(
+        f"tokenizer  {tok.name}:{tok.version}  {tok.algorithm}, {len(tokenizer):,} tokens,"
+        f" trained in {tok.training_seconds:.1f}s"
+    )
     print(f"artifact   {tok.artifact_uri}")
     print(f"encode     {SENTENCE!r}\n        -> {' '.join(tokens)}")
     print(f"use it     AutoTokenizer.from_pretrained({tok.artifact_uri!r})")
-    print("next       orch jobs list | orch tokenizers list | orch cluster status | "
-          "orch cluster down")
+    print(
+        "next       orch jobs list | orch tokenizers list | orch cluster status | orch cluster down"
+    )
     return 0
 
 

@@ -146,6 +146,96 @@ def test_twenty_simultaneous_submits_all_succeed(
     assert {f"concurrent-{i}" for i in range(20)} <= names
 
 
+def test_logs_follow_exits_with_the_job_outcome(
+    cli_cluster: dict[str, str], tmp_path: Path
+) -> None:
+    ok = run_orch(
+        ["submit", "jobs/configs/tokenizer-unigram.yaml", "--set", "name=followed"],
+        cli_cluster,
+        check=True,
+    )
+    followed = run_orch(["jobs", "logs", ok.stdout.strip(), "-f"], cli_cluster)
+    assert followed.returncode == 0 and "trained on 2,940 lines" in followed.stdout
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    bad = run_orch(
+        ["submit", "jobs/configs/tokenizer-unigram.yaml", "--set", f"data.files=[{empty}]"],
+        cli_cluster,
+        check=True,
+    )
+    failed = run_orch(["jobs", "logs", bad.stdout.strip(), "-f"], cli_cluster)
+    assert failed.returncode == 1 and "the corpus is empty" in failed.stderr
+
+
+def test_a_worker_node_joins_with_the_script_and_leaves(cli_cluster: dict[str, str]) -> None:
+    home = Path(cli_cluster["ORCH_HOME"])
+    state = json.loads((home / "cluster" / "state.json").read_text())
+    env = {
+        **cli_cluster,
+        "ORCH_WORKER_NAME": f"w{os.getpid()}",
+        "RAY": str(Path(orch_cmd()[0]).parent / "ray"),
+    }
+    script = str(REPO / "cluster" / "worker.sh")
+    start = subprocess.run(
+        [script, "start", state["gcs_address"], state["token_path"], "--num-cpus=1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    try:
+        assert start.returncode == 0, start.stderr
+        nodes = json.loads(
+            run_orch(["cluster", "status", "--format", "json"], cli_cluster, check=True).stdout
+        )
+        assert sorted(n["cpus"] for n in nodes) == [1.0, 2.0]
+    finally:
+        stop = subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0 and "stopped node" in stop.stdout
+
+
+def test_submit_starts_the_local_cluster_when_none_runs(tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "home")
+    try:
+        proc = run_orch(
+            [
+                "submit",
+                "jobs/configs/tokenizer-bpe.yaml",
+                "--set",
+                "data.max_lines=500",
+                "--set",
+                "tokenizer.vocab_size=600",
+                "--wait",
+            ],
+            env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / "home" / "cluster" / "state.json").is_file()
+    finally:
+        run_orch(["cluster", "down"], env)
+
+
+def test_address_targets_an_existing_cluster(ray_cluster: dict, tmp_path: Path) -> None:
+    """Another registry (another home) on the session's cluster through --address: its own
+    scheduler, the cluster's token, and jobs that run there."""
+    info = ray_cluster["info"]
+    env = clean_env(
+        tmp_path / "home",
+        ORCH_CLUSTER_ADDRESS=info.gcs_address,
+        ORCH_DASHBOARD_URL=info.dashboard_url,
+        ORCH_RAY_AUTH_TOKEN_PATH=info.token_path,
+    )
+    up = run_orch(["cluster", "up"], env, check=True)
+    assert "already running" in up.stderr and up.stdout.strip() == info.gcs_address
+    proc = run_orch(
+        ["submit", "jobs/configs/tokenizer-wordpiece.yaml", "--set", "name=remote", "--wait"], env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "home" / "cluster" / "state.json").exists()  # started nothing
+    nodes = json.loads(run_orch(["cluster", "status", "--format", "json"], env, check=True).stdout)
+    assert len(nodes) == 1
+
+
 def test_cluster_down_stops_only_its_own_cluster(
     cli_cluster: dict[str, str], ray_cluster: dict
 ) -> None:
