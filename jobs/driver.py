@@ -21,7 +21,12 @@ from orchestrator.config import load_settings
 from orchestrator.errors import OrchestratorError
 from orchestrator.registry import JobStatus, Registry, store
 
-RUNNERS = {"tokenizer": "jobs.tokenizer"}
+RUNNERS = {
+    "tokenizer": "jobs.tokenizer",
+    "pretrain": "jobs.pretrain",
+    "finetune": "jobs.finetune",
+    "evaluate": "jobs.evaluate",
+}
 MAX_ERROR_CHARS = 4000
 
 
@@ -59,14 +64,19 @@ def run_job(job_id: int) -> int:
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the registry
         traceback.print_exc()
         with registry.session() as session:
-            store.transition(
-                session,
-                job_id,
-                JobStatus.FAILED,
-                "the job raised an error",
-                error=describe_failure(exc),
-                progress=None,
-            )
+            if store.get_job(session, job_id).cancel_requested:  # stopped on the user's request
+                store.transition(
+                    session, job_id, JobStatus.CANCELLED, "cancelled by user", progress=None
+                )
+            else:
+                store.transition(
+                    session,
+                    job_id,
+                    JobStatus.FAILED,
+                    "the job raised an error",
+                    error=describe_failure(exc),
+                    progress=None,
+                )
         return 1
 
 

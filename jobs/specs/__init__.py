@@ -14,11 +14,15 @@ import yaml
 from pydantic import ValidationError
 
 from jobs.specs.common import JobSpecBase
+from jobs.specs.models import EvaluateJobSpec, FinetuneJobSpec, PretrainJobSpec
 from jobs.specs.tokenizer import TokenizerJobSpec
 from orchestrator.errors import SpecError
 
 SPEC_CLASSES: dict[str, type[JobSpecBase]] = {
     "tokenizer": TokenizerJobSpec,
+    "pretrain": PretrainJobSpec,
+    "finetune": FinetuneJobSpec,
+    "evaluate": EvaluateJobSpec,
 }
 
 LineMap = dict[tuple[str, ...], int]
@@ -135,4 +139,13 @@ def load_spec(
     return parse_spec(data, source=str(path), check_files=check_files, line_map=line_map)
 
 
-__all__ = ["SPEC_CLASSES", "JobSpecBase", "TokenizerJobSpec", "load_spec", "parse_spec"]
+__all__ = [
+    "SPEC_CLASSES",
+    "EvaluateJobSpec",
+    "FinetuneJobSpec",
+    "JobSpecBase",
+    "PretrainJobSpec",
+    "TokenizerJobSpec",
+    "load_spec",
+    "parse_spec",
+]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from orchestrator.names import NAME_PATTERN
 
 FileFormat = Literal["auto", "text", "jsonl", "csv", "tsv", "parquet"]
+CLASSIFICATION_METRICS = ("accuracy", "f1", "precision", "recall", "matthews_correlation")
 FORMAT_BY_SUFFIX = {
     ".txt": "text",
     ".text": "text",

@@ -18,10 +18,15 @@ from orchestrator.errors import NotFoundError
 from orchestrator.registry.db import get_engine, session_scope
 from orchestrator.registry.models import (
     ACTIVE_STATUSES,
+    Alias,
+    AliasEvent,
     Dataset,
     Job,
     JobEvent,
     JobStatus,
+    Metric,
+    Model,
+    ModelVersion,
     ServiceState,
     Tokenizer,
     utcnow,
@@ -263,6 +268,94 @@ def get_tokenizer(session: Session, name: str, version: int | None = None) -> To
             hint="`orch tokenizers list` shows the registered tokenizers",
         )
     return tokenizer
+
+
+# --- models, versions, aliases -------------------------------------------------------------
+
+
+def add_model_version(session: Session, *, name: str, task: str, **fields: Any) -> ModelVersion:
+    """Register the next version of model ``name`` (created on first use)."""
+    model = session.scalar(select(Model).where(Model.name == name))
+    if model is None:
+        model = Model(name=name, task=task)
+        session.add(model)
+        session.flush()
+    version = next_version(session, ModelVersion.version, ModelVersion.model_id == model.id)
+    row = ModelVersion(model_id=model.id, version=version, task=task, **fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_model_version(session: Session, name: str, version: int | None = None,
+                      alias: str | None = None) -> ModelVersion:
+    """NAME (latest), NAME:VERSION or NAME@ALIAS."""
+    model = session.scalar(select(Model).where(Model.name == name))
+    which = f"{name}@{alias}" if alias else (f"{name}:{version}" if version else name)
+    row = None
+    if model is not None:
+        if alias:
+            pointer = session.scalar(select(Alias).where(Alias.model_id == model.id,
+                                                         Alias.name == alias))
+            row = session.get(ModelVersion, pointer.model_version_id) if pointer else None
+        else:
+            query = select(ModelVersion).where(ModelVersion.model_id == model.id)
+            query = (query.where(ModelVersion.version == version) if version
+                     else query.order_by(ModelVersion.version.desc()).limit(1))
+            row = session.scalar(query)
+    if row is None:
+        raise NotFoundError(f"model {which} is not registered",
+                            hint="`orch models list` shows the registered models")
+    return row
+
+
+def list_model_versions(session: Session, task: str | None = None,
+                        name: str | None = None) -> list[ModelVersion]:
+    query = select(ModelVersion).join(Model).order_by(Model.name, ModelVersion.version.desc())
+    if task:
+        query = query.where(ModelVersion.task == task)
+    if name:
+        query = query.where(Model.name == name)
+    return list(session.scalars(query))
+
+
+def aliases_of(session: Session, model_id: int) -> dict[int, list[str]]:
+    """version id -> alias names pointing at it."""
+    out: dict[int, list[str]] = {}
+    for alias in session.scalars(select(Alias).where(Alias.model_id == model_id)):
+        out.setdefault(alias.model_version_id, []).append(alias.name)
+    return out
+
+
+def set_alias(session: Session, name: str, version: int, alias: str) -> int | None:
+    """Point ``NAME@alias`` at ``version``; record the move. Returns the previous version."""
+    target = get_model_version(session, name, version)
+    pointer = session.scalar(select(Alias).where(Alias.model_id == target.model_id,
+                                                 Alias.name == alias))
+    previous = pointer.model_version_id if pointer else None
+    if pointer is None:
+        session.add(Alias(model_id=target.model_id, name=alias, model_version_id=target.id))
+    else:
+        pointer.model_version_id, pointer.updated_at = target.id, utcnow()
+    session.add(AliasEvent(model_id=target.model_id, alias=alias, from_version_id=previous,
+                           to_version_id=target.id))
+    prev_row = session.get(ModelVersion, previous) if previous else None
+    return prev_row.version if prev_row else None
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+def add_metrics(session: Session, job_id: int, rows: list[dict[str, Any]]) -> None:
+    """rows: {name, value, step?, epoch?, split?}"""
+    session.add_all(Metric(job_id=job_id, **row) for row in rows)
+
+
+def job_metrics(session: Session, job_id: int, name: str | None = None) -> list[Metric]:
+    query = select(Metric).where(Metric.job_id == job_id)
+    if name:
+        query = query.where(Metric.name == name)
+    return list(session.scalars(query.order_by(Metric.split, Metric.name, Metric.step, Metric.id)))
 
 
 # --- service state ----------------------------------------------------------------------

@@ -1,0 +1,66 @@
+"""The ``finetune`` job: sequence classification (single texts or pairs) from a registered
+model version or a local Hugging Face folder; registers the best checkpoint."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jobs.context import JobContext
+from jobs.data import prepare
+from jobs.errors import JobInputError
+from jobs.specs.models import BaseModelSpec, FinetuneJobSpec
+from jobs.training import Lineage, train_and_register
+from orchestrator.names import parse_versioned
+from orchestrator.registry import store
+
+
+def resolve_base(base: BaseModelSpec, ctx: JobContext) -> tuple[str, Lineage]:
+    """The base model's folder and its lineage; the folder must hold safetensors weights."""
+    if base.path is not None:
+        folder, lineage = base.path, Lineage(base_model=base.path)
+    else:
+        assert base.model is not None
+        name, version, alias = parse_versioned(base.model, "model name")
+        with ctx.registry.session() as session:
+            row = store.get_model_version(session, name, version, alias)
+            folder = row.artifact_uri
+            lineage = Lineage(
+                base_model=f"{name}:{row.version}",
+                base_version_id=row.id,
+                tokenizer_id=row.tokenizer_id,
+            )
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise JobInputError(f"base model folder {folder} does not exist or has no config.json")
+    if not any(f.endswith(".safetensors") for f in os.listdir(folder)):
+        raise JobInputError(
+            f"base model folder {folder} has no .safetensors weights (models "
+            "are only loaded from safetensors, never from pickle files)"
+        )
+    return folder, lineage
+
+
+def run(spec: FinetuneJobSpec, ctx: JobContext) -> dict[str, Any]:
+    folder, lineage = resolve_base(spec.base, ctx)
+    ctx.progress("reading and checking the dataset")
+    data = prepare(spec.data, "classification", folder, spec.labels, spec.scaling.data_cpus)
+    ctx.progress(
+        f"{data.splits['train'].rows:,} train / {data.splits['eval'].rows:,} eval rows; "
+        f"labels {data.label_names}"
+    )
+    return train_and_register(
+        spec,
+        ctx,
+        {
+            "task": "text-classification",
+            "model_dir": folder,
+            "model_config": None,
+            "tokenizer_dir": folder,
+            "num_labels": len(data.label_names or []),
+            "label_names": data.label_names,
+            "metrics": spec.metrics,
+            "best_metric": spec.best_metric,
+        },
+        data,
+        lineage,
+    )

@@ -1,0 +1,154 @@
+"""Specs of the model job kinds: pretrain (masked LM), finetune (classification), evaluate."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from jobs.specs.common import JobSpecBase, Resources, StrictModel, resolve_paths
+from jobs.specs.training import DataSpec, TrainingJobSpec, check_ref, training_gang
+
+ARCHITECTURES = ("distilbert", "bert", "roberta")
+
+
+class ArchitectureSpec(StrictModel):
+    """Size of a model built from scratch around a registered tokenizer."""
+
+    architecture: Literal["distilbert", "bert", "roberta"] = "distilbert"
+    layers: int = Field(6, ge=1, le=48)
+    hidden: int = Field(768, ge=16)
+    heads: int = Field(12, ge=1)
+    intermediate: int = Field(3072, ge=16)
+    max_positions: int = Field(512, ge=16, description="Longest sequence the model accepts.")
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ArchitectureSpec:
+        if self.hidden % self.heads:
+            raise ValueError(
+                f"model.hidden {self.hidden} must be divisible by model.heads {self.heads}"
+            )
+        return self
+
+
+class PretrainJobSpec(JobSpecBase, TrainingJobSpec):
+    """Masked-LM pretraining from scratch; registers a fill-mask model version."""
+
+    kind: Literal["pretrain"] = "pretrain"
+    tokenizer: str = Field(description="Registered tokenizer: NAME or NAME:VERSION.")
+    model: ArchitectureSpec = Field(default_factory=lambda: ArchitectureSpec())
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        return check_ref(value, "tokenizer") or value
+
+    @model_validator(mode="after")
+    def _fits_positions(self) -> PretrainJobSpec:
+        if self.data.max_length > self.model.max_positions:
+            raise ValueError(
+                f"data.max_length {self.data.max_length} exceeds "
+                f"model.max_positions {self.model.max_positions}"
+            )
+        return self
+
+    def gang(self) -> list[dict[str, float]]:
+        return training_gang(self.scaling)
+
+
+class BaseModelSpec(StrictModel):
+    """Exactly one of: a registered model version, or a local Hugging Face model folder."""
+
+    model: str | None = Field(None, description="Registered model: NAME, NAME:VERSION, NAME@ALIAS.")
+    path: str | None = Field(
+        None,
+        description="A local folder with config.json and "
+        "safetensors weights (never a Hub id: nothing is downloaded).",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _ref(cls, value: str | None) -> str | None:
+        return check_ref(value, "base.model")
+
+    @field_validator("path")
+    @classmethod
+    def _folder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        resolved = resolve_paths([value], info)[0]
+        ctx = info.context or {}
+        if ctx.get("check_files", True) and not os.path.isfile(
+            os.path.join(resolved, "config.json")
+        ):
+            raise ValueError(f"{resolved} is not a Hugging Face model folder (no config.json)")
+        return resolved
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BaseModelSpec:
+        if (self.model is None) == (self.path is None):
+            raise ValueError("give exactly one of base.model (registered) or base.path (folder)")
+        return self
+
+
+class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):
+    """Sequence classification of single texts or pairs; registers the best checkpoint."""
+
+    kind: Literal["finetune"] = "finetune"
+    base: BaseModelSpec
+    labels: list[str] | None = Field(
+        None,
+        description="Label names in id order. Integer labels index into it; string "
+        "labels are mapped by name. Default: the integers found (0..max) or the sorted strings.",
+    )
+    metrics: list[str] = Field(
+        default_factory=lambda: ["accuracy", "f1"],
+        description="accuracy, f1, precision, recall, matthews_correlation",
+    )
+    best_metric: str = Field(
+        "accuracy", description="The checkpoint registered is the best by this eval metric."
+    )
+
+    @model_validator(mode="after")
+    def _best_is_measured(self) -> FinetuneJobSpec:
+        from jobs.specs.common import CLASSIFICATION_METRICS
+
+        unknown = [m for m in self.metrics if m not in CLASSIFICATION_METRICS]
+        if unknown:
+            raise ValueError(f"metrics: unknown {unknown}; known: {list(CLASSIFICATION_METRICS)}")
+        if self.best_metric not in (*self.metrics, "loss"):
+            raise ValueError(
+                f"best_metric {self.best_metric!r} must be one of metrics {self.metrics} or 'loss'"
+            )
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels has duplicates")
+        return self
+
+    def gang(self) -> list[dict[str, float]]:
+        return training_gang(self.scaling)
+
+
+class EvaluateJobSpec(JobSpecBase):
+    """Metrics of a registered model version on a dataset split; written to the registry."""
+
+    kind: Literal["evaluate"] = "evaluate"
+    model: str = Field(description="NAME, NAME:VERSION or NAME@ALIAS of a registered model.")
+    data: DataSpec
+    split: Literal["train", "eval"] = Field("eval", description="Which split of data to score.")
+    metrics: list[str] = Field(default_factory=lambda: ["accuracy", "f1"])
+    batch_size: int = Field(64, gt=0)
+    resources: Resources = Field(default_factory=lambda: Resources())
+
+    @field_validator("model")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        return check_ref(value, "model") or value
+
+    def gang(self) -> list[dict[str, float]]:
+        return [self.resources.as_ray()]
+
+
+__all__ = ["DataSpec", "EvaluateJobSpec", "FinetuneJobSpec", "PretrainJobSpec"]

@@ -1,0 +1,138 @@
+"""Spec sections the training job kinds share: data, optimisation, scaling, retries."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from jobs.specs.common import FileFormat, StrictModel, resolve_paths
+from orchestrator.names import NAME_PATTERN
+
+
+class Files(StrictModel):
+    """Dataset files of one split."""
+
+    files: list[str] = Field(min_length=1, description="Paths, globs or folders.")
+    format: FileFormat | Literal["hf"] = Field(
+        "auto", description="csv, tsv, jsonl, parquet, text, or hf (a `save_to_disk` folder)."
+    )
+    hf_split: str | None = Field(None, description="Split of an hf DatasetDict folder.")
+
+    @field_validator("files")
+    @classmethod
+    def _resolve(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return resolve_paths(value, info)
+
+
+class Columns(StrictModel):
+    text: str = Field("text", description="Column of the (first) text.")
+    text_pair: str | None = Field(None, description="Column of the second text of a pair.")
+    label: str = Field("label", description="Column of the label (classification).")
+
+
+class DataSpec(StrictModel):
+    """Where the rows come from and how they become token ids."""
+
+    train: Files
+    eval: Files | None = Field(None, description="Held-out split; else a fraction of train.")
+    eval_fraction: float = Field(0.1, gt=0, lt=1, description="Used when eval is not given.")
+    split_seed: int = Field(42, description="Seed of the train/eval split by fraction.")
+    columns: Columns = Field(default_factory=lambda: Columns())
+    max_rows: int | None = Field(None, gt=0, description="Use at most this many rows per split.")
+    max_length: int = Field(128, gt=8, le=8192, description="Truncate to this many tokens.")
+    group_by_length: bool = Field(False, description="Batch rows of similar length together.")
+
+
+class TrainSpec(StrictModel):
+    """Optimisation: the HF Trainer's arguments, named plainly."""
+
+    max_steps: int | None = Field(None, gt=0, description="Optimizer steps (wins over epochs).")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training rows.")
+    batch_size: int = Field(16, gt=0, description="Rows per worker per step.")
+    eval_batch_size: int = Field(64, gt=0)
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    lr: float = Field(5e-5, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    lr_schedule: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    max_grad_norm: float = Field(1.0, gt=0)
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16 need GPUs.")
+    seed: int = 42
+    logging_steps: int = Field(10, gt=0)
+    eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps and at the end.")
+    save_steps: int | None = Field(
+        None, gt=0, description="Checkpoint every N steps (default: with every evaluation)."
+    )
+    keep_checkpoints: int = Field(2, ge=1, description="Best checkpoints kept (plus the latest).")
+
+
+class ScalingSpec(StrictModel):
+    """How many Ray Train workers, of what size, placed how."""
+
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(1.0, ge=0, description="Used when use_gpu is true.")
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="fsdp shards the model (GPU).")
+    data_cpus: float = Field(
+        0.5,
+        ge=0,
+        description="CPUs reserved for Ray Data reading and tokenising, beside the "
+        "workers (on a small box, too little here and the input pipeline stalls).",
+    )
+
+    @model_validator(mode="after")
+    def _fsdp_needs_gpus(self) -> ScalingSpec:
+        if self.strategy == "fsdp" and not self.use_gpu:
+            raise ValueError(
+                "scaling.strategy fsdp needs scaling.use_gpu: true (FSDP sharding "
+                "is for GPU training; use ddp on CPU)"
+            )
+        return self
+
+    def worker_bundle(self) -> dict[str, float]:
+        bundle = {"CPU": self.cpus_per_worker, "GPU": 0.0}
+        if self.use_gpu:
+            bundle["GPU"] = self.gpus_per_worker
+        return bundle
+
+
+def check_ref(value: str | None, what: str) -> str | None:
+    """A registry reference NAME, NAME:VERSION or NAME@ALIAS."""
+    if value is None:
+        return None
+    name = value.split("@", 1)[0].split(":", 1)[0]
+    if not NAME_PATTERN.match(name) or ".." in name:
+        raise ValueError(f"{what} {value!r} is not NAME, NAME:VERSION or NAME@ALIAS")
+    return value
+
+
+def training_gang(scaling: ScalingSpec) -> list[dict[str, float]]:
+    """Driver (needs no CPU of its own), the input pipeline, then every worker."""
+    return [
+        {"CPU": 0.0},
+        {"CPU": scaling.data_cpus},
+        *(scaling.worker_bundle() for _ in range(scaling.num_workers)),
+    ]
+
+
+class TrainingJobSpec(StrictModel):
+    """Fields common to pretrain and finetune."""
+
+    data: DataSpec
+    train: TrainSpec = Field(default_factory=lambda: TrainSpec())
+    scaling: ScalingSpec = Field(default_factory=lambda: ScalingSpec())
+    retries: int = Field(
+        2, ge=0, description="Restarts from the latest checkpoint when a worker or node dies."
+    )
+
+    @model_validator(mode="after")
+    def _precision_needs_gpu(self) -> TrainingJobSpec:
+        if self.train.precision != "fp32" and not self.scaling.use_gpu:
+            raise ValueError(
+                f"train.precision {self.train.precision} needs scaling.use_gpu: "
+                "true; use fp32 on CPU"
+            )
+        return self

@@ -1,0 +1,466 @@
+"""What pretraining and fine-tuning share: the Hugging Face ``Trainer`` run inside Ray Train
+workers on Ray Data shards, with checkpoints, retries, live metrics and best-model export.
+
+The driver builds a ``Plan`` (plain, picklable data) and a ``TorchTrainer``; every worker
+runs ``worker_loop(plan)``. Ray Train restarts the worker group after a worker or node
+dies (up to ``retries`` times) and the loop resumes from Ray's latest *complete* checkpoint:
+model, optimizer, scheduler, step and RNG state, through the Trainer's own resume.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import transformers
+from torch.utils.data import DataLoader, IterableDataset
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from jobs.context import JobContext
+from jobs.data import PadCollate, PreparedData, TokenCounter
+from jobs.specs.training import TrainingJobSpec
+
+NON_METRIC_LOG_KEYS = (
+    "epoch",
+    "total_flos",
+    "train_runtime",
+    "train_samples_per_second",
+    "train_steps_per_second",
+    "eval_runtime",
+    "eval_samples_per_second",
+    "eval_steps_per_second",
+)
+
+
+@dataclass
+class Plan:
+    """Everything a worker needs, as plain data (it crosses process boundaries)."""
+
+    job_id: int
+    registry_url: str
+    task: str  # "fill-mask" or "text-classification"
+    model_dir: str | None  # a pretrained folder to start from (finetune)
+    model_config: dict[str, Any] | None  # or a config to build from scratch (pretrain)
+    tokenizer_dir: str
+    output_dir: str
+    export_dir: str
+    max_steps: int
+    eval_steps: int
+    warmup_steps: int
+    train: dict[str, Any]
+    num_workers: int
+    use_gpu: bool
+    strategy: str
+    group_by_length: bool = False
+    mlm_probability: float | None = None
+    num_labels: int | None = None
+    label_names: list[str] | None = None
+    metrics: list[str] = field(default_factory=list)
+    best_metric: str = "loss"
+
+
+def schedule(spec: TrainingJobSpec, train_rows: int) -> tuple[int, int, int]:
+    """(max_steps, eval_steps, warmup_steps) from the spec and the rows each worker sees."""
+    t = spec.train
+    per_worker = math.ceil(train_rows / spec.scaling.num_workers)
+    steps_per_epoch = max(1, math.ceil(per_worker / t.batch_size / t.grad_accum))
+    max_steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
+    eval_steps = min(t.eval_steps or max(1, math.ceil(max_steps / 5)), max_steps)
+    return max_steps, eval_steps, int(t.warmup_ratio * max_steps)
+
+
+# --- the driver side --------------------------------------------------------------------------
+
+
+def fit(spec: TrainingJobSpec, ctx: JobContext, plan: Plan, data: PreparedData) -> dict[str, Any]:
+    """Run the TorchTrainer; return rank 0's result (final metrics, steps)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    scaling = spec.scaling
+    trainer = TorchTrainer(
+        worker_loop,
+        train_loop_config=asdict(plan),
+        scaling_config=ScalingConfig(
+            num_workers=scaling.num_workers,
+            use_gpu=scaling.use_gpu,
+            resources_per_worker=scaling.worker_bundle(),
+            placement_strategy=scaling.placement,
+        ),
+        run_config=RunConfig(
+            name=f"job-{ctx.job_id}",
+            storage_path=str(ctx.artifact_root / "checkpoints"),
+            failure_config=FailureConfig(max_failures=spec.retries),
+            checkpoint_config=CheckpointConfig(num_to_keep=spec.train.keep_checkpoints),
+        ),
+        datasets={"train": data.train, "eval": data.eval},
+    )
+    ctx.progress(f"training: {plan.max_steps} steps on {scaling.num_workers} worker(s)")
+    result = trainer.fit()
+    if not result.return_value:
+        raise RuntimeError("training finished but rank 0 returned no result")
+    return dict(result.return_value)
+
+
+# --- the worker side --------------------------------------------------------------------------
+
+
+def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
+    """``train_loop_per_worker``: train on this worker's shard, resume after restarts."""
+    import ray.train
+
+    plan = Plan(**config)
+    rank = ray.train.get_context().get_world_rank()
+    checkpoint = ray.train.get_checkpoint()
+    resume = None
+    if checkpoint is not None:
+        resume = str(Path(checkpoint.path) / "checkpoint")
+        if rank == 0:
+            _record_resume(plan, resume)
+    trainer = build_trainer(plan, rank)
+    trainer.train(resume_from_checkpoint=resume)
+    final = trainer.evaluate(metric_key_prefix="final")
+    if plan.task == "fill-mask":
+        final["final_perplexity"] = math.exp(min(final["final_loss"], 50.0))
+    if trainer.is_world_process_zero():
+        export(trainer, plan)
+        RegistryMetrics(plan).write(final, trainer.state.global_step, "final")
+        return {
+            "metrics": {
+                k.removeprefix("final_"): v
+                for k, v in final.items()
+                if k
+                not in (
+                    "final_runtime",
+                    "final_samples_per_second",
+                    "final_steps_per_second",
+                    "epoch",
+                )
+            },
+            "global_step": trainer.state.global_step,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+        }
+    return None
+
+
+def _record_resume(plan: Plan, checkpoint_dir: str) -> None:
+    import json
+
+    from orchestrator.registry import JobStatus, Registry, store
+
+    state = json.loads((Path(checkpoint_dir) / "trainer_state.json").read_text())
+    step = state.get("global_step", "?")
+    with Registry(plan.registry_url).session() as session:
+        store.transition(
+            session,
+            plan.job_id,
+            JobStatus.RETRYING,
+            f"a worker or node died; restarting from the checkpoint at step {step}",
+        )
+        store.transition(
+            session, plan.job_id, JobStatus.RUNNING, f"resumed from step {step} ({checkpoint_dir})"
+        )
+
+
+def build_model(plan: Plan) -> Any:
+    if plan.model_config is not None:  # pretraining from scratch
+        config = transformers.AutoConfig.for_model(**plan.model_config)
+        return transformers.AutoModelForMaskedLM.from_config(config)
+    assert plan.model_dir is not None
+    if plan.task == "fill-mask":
+        return transformers.AutoModelForMaskedLM.from_pretrained(
+            plan.model_dir, use_safetensors=True
+        )
+    names = plan.label_names or [str(i) for i in range(plan.num_labels or 2)]
+    return transformers.AutoModelForSequenceClassification.from_pretrained(
+        plan.model_dir,
+        use_safetensors=True,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+        ignore_mismatched_sizes=True,
+    )
+
+
+def training_args(plan: Plan) -> TrainingArguments:
+    t = plan.train
+    best = plan.best_metric
+    extra: dict[str, Any] = {}
+    if plan.strategy == "fsdp":
+        extra["fsdp"] = "full_shard auto_wrap"
+    return TrainingArguments(
+        output_dir=plan.output_dir,
+        max_steps=plan.max_steps,
+        per_device_train_batch_size=t["batch_size"],
+        per_device_eval_batch_size=t["eval_batch_size"],
+        gradient_accumulation_steps=t["grad_accum"],
+        learning_rate=t["lr"],
+        weight_decay=t["weight_decay"],
+        warmup_steps=plan.warmup_steps,
+        lr_scheduler_type=t["lr_schedule"],
+        max_grad_norm=t["max_grad_norm"],
+        seed=t["seed"],
+        bf16=t["precision"] == "bf16",
+        fp16=t["precision"] == "fp16",
+        use_cpu=not plan.use_gpu,
+        logging_steps=t["logging_steps"],
+        eval_strategy="steps",
+        eval_steps=plan.eval_steps,
+        save_strategy="steps",
+        save_steps=t["save_steps"] or plan.eval_steps,
+        save_total_limit=t["keep_checkpoints"],
+        load_best_model_at_end=True,
+        metric_for_best_model=f"eval_{best}",
+        greater_is_better=best != "loss",
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        prediction_loss_only=plan.task == "fill-mask",
+        label_names=["labels"],
+        average_tokens_across_devices=False,  # else DDP reports loss x world size
+        ddp_find_unused_parameters=False,
+        dataloader_pin_memory=plan.use_gpu,
+        **extra,
+    )
+
+
+def build_trainer(plan: Plan, rank: int) -> Any:
+    import ray.train
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+
+    from jobs.metrics import compute_metrics_fn
+
+    collate = PadCollate(plan.tokenizer_dir, plan.mlm_probability)
+    batch = plan.train["batch_size"]
+    train_shard = ray.train.get_dataset_shard("train")
+    if plan.group_by_length:
+        train_iter: Any = LengthGroupedBatches(train_shard, batch, collate)
+    else:
+        train_iter = train_shard.iter_torch_batches(
+            batch_size=batch, collate_fn=collate, prefetch_batches=2
+        )
+    eval_iter = ray.train.get_dataset_shard("eval").iter_torch_batches(
+        batch_size=plan.train["eval_batch_size"], collate_fn=collate
+    )
+    callbacks: list[Any] = [RayTrainReportCallback()]
+    if rank == 0:
+        callbacks.append(RegistryMetrics(plan))
+    compute = (
+        compute_metrics_fn(plan.metrics, plan.num_labels or 2)
+        if plan.task == "text-classification"
+        else None
+    )
+    return ShardTrainer(
+        model=build_model(plan),
+        args=training_args(plan),
+        train_dataset=train_iter,
+        eval_dataset=eval_iter,
+        processing_class=transformers.AutoTokenizer.from_pretrained(plan.tokenizer_dir),
+        compute_metrics=compute,
+        callbacks=callbacks,
+    )
+
+
+class _Batches(IterableDataset):
+    def __init__(self, iterable: Any) -> None:
+        self.iterable = iterable
+
+    def __iter__(self) -> Any:
+        return iter(self.iterable)
+
+
+class ShardTrainer(Trainer):
+    """Feeds the Trainer ready-made batches from a Ray Data shard (what Ray's
+    ``prepare_trainer`` does, extended to our length-grouped iterable). The shards are
+    already split per worker, so the dataloaders are not sharded again."""
+
+    def get_train_dataloader(self) -> DataLoader:
+        return DataLoader(_Batches(self.train_dataset), batch_size=None)
+
+    def get_eval_dataloader(self, eval_dataset: Any = None) -> DataLoader:
+        return DataLoader(_Batches(eval_dataset or self.eval_dataset), batch_size=None)
+
+
+class LengthGroupedBatches:
+    """Batches of similar length: sort windows of 50 batches by length, then shuffle the
+    batches (less padding, same randomness across the epoch as a whole)."""
+
+    WINDOW = 50
+
+    def __init__(self, shard: Any, batch_size: int, collate: PadCollate) -> None:
+        self.shard, self.batch_size, self.collate = shard, batch_size, collate
+
+    def __iter__(self) -> Any:
+        import numpy as np
+
+        rng = np.random.default_rng()
+        for window in self.shard.iter_batches(
+            batch_size=self.batch_size * self.WINDOW, batch_format="numpy"
+        ):
+            order = np.argsort([len(x) for x in window["input_ids"]], kind="stable")
+            starts = list(range(0, len(order), self.batch_size))
+            rng.shuffle(starts)
+            for start in starts:
+                idx = order[start : start + self.batch_size]
+                yield self.collate({k: v[idx] for k, v in window.items()})
+
+
+def export(trainer: Any, plan: Plan) -> None:
+    """The best model (loaded at the end of training) and its tokenizer, as safetensors."""
+    trainer.save_model(plan.export_dir)
+    trainer.processing_class.save_pretrained(plan.export_dir)
+
+
+# --- live metrics -------------------------------------------------------------------------------
+
+
+class RegistryMetrics(TrainerCallback):
+    """Rank 0 writes every logged value to the registry while the job runs, with samples/s
+    and tokens/s of the whole worker group (this worker's count x the number of workers)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.registry: Any = None
+        self.last = (time.perf_counter(), TokenCounter.tokens, TokenCounter.rows)
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        logs = dict(logs or {})
+        if any(k.startswith("final_") for k in logs):  # written once, by worker_loop
+            return
+        split = "eval" if any(k.startswith("eval_") for k in logs) else "train"
+        if split == "train" and "loss" in logs:
+            now, tokens, rows = time.perf_counter(), TokenCounter.tokens, TokenCounter.rows
+            elapsed = max(now - self.last[0], 1e-9)
+            logs["samples_per_s"] = (rows - self.last[2]) * self.plan.num_workers / elapsed
+            logs["tokens_per_s"] = (tokens - self.last[1]) * self.plan.num_workers / elapsed
+            self.last = (now, tokens, rows)
+        if split == "eval" and self.plan.task == "fill-mask" and "eval_loss" in logs:
+            logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
+        self.write(logs, state.global_step, split, state.epoch)
+
+    def write(
+        self, logs: dict[str, Any], step: int, split: str, epoch: float | None = None
+    ) -> None:
+        from orchestrator.registry import Registry, store
+
+        rows = [
+            {
+                "name": key.removeprefix(f"{split}_"),
+                "value": float(value),
+                "step": step,
+                "epoch": epoch,
+                "split": split,
+            }
+            for key, value in logs.items()
+            if key not in NON_METRIC_LOG_KEYS
+            and isinstance(value, int | float)
+            and not key.endswith(("_runtime", "_per_second"))
+        ]
+        if not rows:
+            return
+        self.registry = self.registry or Registry(self.plan.registry_url)
+        with self.registry.session() as session:
+            store.add_metrics(session, self.plan.job_id, rows)
+            summary = ", ".join(f"{r['name']} {r['value']:.4g}" for r in rows[:4])
+            store.set_progress(
+                session, self.plan.job_id, f"step {step}/{self.plan.max_steps} ({split}): {summary}"
+            )
+
+
+# --- the whole job, as pretrain and finetune run it ---------------------------------------------
+
+
+@dataclass
+class Lineage:
+    """Where a new model version comes from, for its registry row."""
+
+    base_model: str | None = None
+    base_version_id: int | None = None
+    tokenizer_id: int | None = None
+
+
+def train_and_register(
+    spec: Any, ctx: JobContext, plan_fields: dict[str, Any], data: PreparedData, lineage: Lineage
+) -> dict[str, Any]:
+    """Schedule, fit on the cluster, then register the exported best model atomically."""
+    import shutil
+
+    from orchestrator.registry import store
+
+    max_steps, eval_steps, warmup = schedule(spec, data.splits["train"].rows)
+    staging = ctx.staging_dir()
+    run_dir = ctx.artifact_root / "checkpoints" / f"job-{ctx.job_id}"
+    plan = Plan(
+        job_id=ctx.job_id,
+        registry_url=ctx.registry.url,
+        output_dir=str(run_dir / "hf"),
+        export_dir=str(staging),
+        max_steps=max_steps,
+        eval_steps=eval_steps,
+        warmup_steps=warmup,
+        train=spec.train.model_dump(),
+        num_workers=spec.scaling.num_workers,
+        use_gpu=spec.scaling.use_gpu,
+        strategy=spec.scaling.strategy,
+        group_by_length=spec.data.group_by_length,
+        **plan_fields,
+    )
+    result = fit(spec, ctx, plan, data)
+
+    def register(session: Any, place: Any) -> Any:
+        ids = {}
+        for split, info in data.splits.items():
+            fp = info.fingerprint
+            ids[split] = store.upsert_dataset(
+                session,
+                uri=fp.uri,
+                fingerprint=fp.sha256,
+                format=_format(spec, split),
+                files=fp.files,
+                num_rows={split: info.rows},
+                size_bytes=fp.size_bytes,
+            ).id
+        row = store.add_model_version(
+            session,
+            name=spec.name,
+            task=plan.task,
+            artifact_uri="",
+            base_model=lineage.base_model,
+            base_version_id=lineage.base_version_id,
+            tokenizer_id=lineage.tokenizer_id,
+            dataset_id=ids["train"],
+            job_id=ctx.job_id,
+            metrics={**result["metrics"], "global_step": result["global_step"]},
+            code_version=ctx.code_version,
+        )
+        row.artifact_uri = place(row.version)
+        return row
+
+    row = ctx.publish(
+        staging,
+        ctx.artifact_root / "models" / spec.name,
+        register,
+        lambda r: {
+            "model": f"{spec.name}:{r.version}",
+            "task": r.task,
+            "artifact_uri": r.artifact_uri,
+            **_headline(r.metrics),
+        },
+    )
+    shutil.rmtree(run_dir, ignore_errors=True)  # the best model is exported and registered
+    return {"model": f"{spec.name}:{row.version}", "metrics": result["metrics"]}
+
+
+def _format(spec: Any, split: str) -> str:
+    files = spec.data.eval if split == "eval" and spec.data.eval else spec.data.train
+    return files.format
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, float]:
+    keys = ("accuracy", "f1", "perplexity", "loss")
+    return {k: round(float(metrics[k]), 4) for k in keys if k in metrics}
