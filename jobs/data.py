@@ -155,11 +155,11 @@ def _in_eval(text: str, seed: int, fraction: float) -> bool:
 
 
 def split_by_fraction(
-    ds: ray.data.Dataset, fraction: float, seed: int
+    ds: ray.data.Dataset, column: str, fraction: float, seed: int
 ) -> tuple[ray.data.Dataset, ray.data.Dataset]:
     """A deterministic split by content hash: streaming, the same on every run and node."""
-    train = ds.filter(lambda row: not _in_eval(str(row[TEXT]), seed, fraction), num_cpus=OP_CPUS)
-    held = ds.filter(lambda row: _in_eval(str(row[TEXT]), seed, fraction), num_cpus=OP_CPUS)
+    train = ds.filter(lambda row: not _in_eval(str(row[column]), seed, fraction), num_cpus=OP_CPUS)
+    held = ds.filter(lambda row: _in_eval(str(row[column]), seed, fraction), num_cpus=OP_CPUS)
     return train, held
 
 

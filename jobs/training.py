@@ -32,6 +32,7 @@ NON_METRIC_LOG_KEYS = (
     "eval_runtime",
     "eval_samples_per_second",
     "eval_steps_per_second",
+    "train_loss",  # the Trainer's end-of-run mean, not a point on the loss curve
 )
 
 
@@ -120,6 +121,7 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         resume = str(Path(checkpoint.path) / "checkpoint")
         if rank == 0:
             _record_resume(plan, resume)
+    nodes = _worker_nodes()
     trainer = build_trainer(plan, rank)
     trainer.train(resume_from_checkpoint=resume)
     final = trainer.evaluate(metric_key_prefix="final")
@@ -141,9 +143,23 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
                 )
             },
             "global_step": trainer.state.global_step,
+            "worker_nodes": nodes,
             "best_checkpoint": trainer.state.best_model_checkpoint,
         }
     return None
+
+
+def _worker_nodes() -> list[str]:
+    """The Ray node of every rank (where the placement strategy put the workers)."""
+    import ray
+    import torch.distributed as dist
+
+    node = ray.get_runtime_context().get_node_id()
+    if not dist.is_available() or not dist.is_initialized():
+        return [node]
+    nodes: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(nodes, node)
+    return [str(n) for n in nodes]
 
 
 def _record_resume(plan: Plan, checkpoint_dir: str) -> None:
@@ -312,6 +328,9 @@ def export(trainer: Any, plan: Plan) -> None:
     """The best model (loaded at the end of training) and its tokenizer, as safetensors."""
     trainer.save_model(plan.export_dir)
     trainer.processing_class.save_pretrained(plan.export_dir)
+    pickled = Path(plan.export_dir) / "training_args.bin"  # torch.save: no pickles in artifacts
+    pickled.unlink(missing_ok=True)
+    (Path(plan.export_dir) / "training_args.json").write_text(trainer.args.to_json_string())
 
 
 # --- live metrics -------------------------------------------------------------------------------
@@ -449,6 +468,7 @@ def train_and_register(
             "model": f"{spec.name}:{r.version}",
             "task": r.task,
             "artifact_uri": r.artifact_uri,
+            "worker_nodes": len(set(result.get("worker_nodes", []))),
             **_headline(r.metrics),
         },
     )

@@ -8,7 +8,14 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from jobs.specs.common import JobSpecBase, Resources, StrictModel, resolve_paths
-from jobs.specs.training import DataSpec, TrainingJobSpec, check_ref, training_gang
+from jobs.specs.training import (
+    Columns,
+    DataSpec,
+    Files,
+    TrainingJobSpec,
+    check_ref,
+    training_gang,
+)
 
 ARCHITECTURES = ("distilbert", "bert", "roberta")
 
@@ -131,13 +138,20 @@ class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):
         return training_gang(self.scaling)
 
 
+class EvalDataSpec(Files):
+    """The rows to score: one set of files, with the column mapping of the training data."""
+
+    columns: Columns = Field(default_factory=lambda: Columns())
+    max_rows: int | None = Field(None, gt=0, description="Score at most this many rows.")
+    max_length: int = Field(128, gt=8, le=8192, description="Truncate to this many tokens.")
+
+
 class EvaluateJobSpec(JobSpecBase):
     """Metrics of a registered model version on a dataset split; written to the registry."""
 
     kind: Literal["evaluate"] = "evaluate"
     model: str = Field(description="NAME, NAME:VERSION or NAME@ALIAS of a registered model.")
-    data: DataSpec
-    split: Literal["train", "eval"] = Field("eval", description="Which split of data to score.")
+    data: EvalDataSpec
     metrics: list[str] = Field(default_factory=lambda: ["accuracy", "f1"])
     batch_size: int = Field(64, gt=0)
     resources: Resources = Field(default_factory=lambda: Resources())

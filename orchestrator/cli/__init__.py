@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from orchestrator.cli import cluster, datasets, jobs, submit, tokenizers
+from orchestrator.cli import cluster, datasets, jobs, models, submit, tokenizers
 from orchestrator.errors import OrchestratorError
 
 
@@ -40,6 +40,7 @@ cli.add_command(submit.validate)
 cli.add_command(submit.submit)
 cli.add_command(jobs.jobs)
 cli.add_command(tokenizers.tokenizers)
+cli.add_command(models.models)
 cli.add_command(datasets.datasets)
 cli.add_command(cluster.cluster)
 

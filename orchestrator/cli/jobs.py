@@ -218,3 +218,72 @@ def why(job_id: int, fmt: str) -> None:
         out["cluster"] = fmt_res(view["total"])
         out["reason"] = view["waiting"].get(str(job_id), "about to start")
     emit_one(out, fmt)
+
+
+@jobs.command("metrics")
+@click.argument("job_id", type=int)
+@click.option("--name", default=None, help="Only this metric (loss, accuracy, ...).")
+@format_option
+def metrics(job_id: int, name: str | None, fmt: str) -> None:
+    """Every value a job logged: step, split (train, eval, final), name, value."""
+    from orchestrator.registry import store
+
+    with registry(settings()).session() as session:
+        store.get_job(session, job_id)
+        rows = [
+            {"step": m.step, "epoch": m.epoch, "split": m.split, "name": m.name, "value": m.value}
+            for m in store.job_metrics(session, job_id, name)
+        ]
+    emit(
+        rows,
+        ["step", "epoch", "split", "name", "value"],
+        fmt,
+        cell=lambda c, v: "-" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)),
+    )
+
+
+@jobs.command("plot")
+@click.argument("job_id", type=int)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), required=True, help="Where to write the PNG."
+)
+def plot(job_id: int, output: str) -> None:
+    """Training loss and eval curves of a job, drawn with matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from orchestrator.errors import UsageError
+    from orchestrator.registry import store
+
+    with registry(settings()).session() as session:
+        rows = [
+            (m.split, m.name, m.step, m.value)
+            for m in store.job_metrics(session, job_id)
+            if m.step is not None and m.split in ("train", "eval")
+        ]
+    series: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for split, name, step, value in rows:
+        series.setdefault((split, name), []).append((step, value))
+    losses = [k for k in series if k[1] == "loss"]
+    scores = [k for k in series if k[0] == "eval" and k[1] not in ("loss", "perplexity")]
+    if not losses:
+        raise UsageError(f"job {job_id} logged no loss yet: nothing to plot")
+    fig, axes = plt.subplots(1, 2 if scores else 1, figsize=(11 if scores else 6, 4), squeeze=False)
+    for key in losses:
+        steps, values = zip(*sorted(series[key]), strict=True)
+        axes[0][0].plot(
+            steps, values, marker="o" if key[0] == "eval" else None, label=f"{key[0]} loss"
+        )
+    axes[0][0].set(xlabel="step", ylabel="loss", title=f"job {job_id}: loss")
+    axes[0][0].legend()
+    for key in scores:
+        steps, values = zip(*sorted(series[key]), strict=True)
+        axes[0][1].plot(steps, values, marker="o", label=key[1])
+    if scores:
+        axes[0][1].set(xlabel="step", title=f"job {job_id}: eval metrics")
+        axes[0][1].legend()
+    fig.tight_layout()
+    fig.savefig(output, dpi=100)
+    info(f"wrote {output}")

@@ -287,30 +287,38 @@ def add_model_version(session: Session, *, name: str, task: str, **fields: Any) 
     return row
 
 
-def get_model_version(session: Session, name: str, version: int | None = None,
-                      alias: str | None = None) -> ModelVersion:
+def get_model_version(
+    session: Session, name: str, version: int | None = None, alias: str | None = None
+) -> ModelVersion:
     """NAME (latest), NAME:VERSION or NAME@ALIAS."""
     model = session.scalar(select(Model).where(Model.name == name))
     which = f"{name}@{alias}" if alias else (f"{name}:{version}" if version else name)
     row = None
     if model is not None:
         if alias:
-            pointer = session.scalar(select(Alias).where(Alias.model_id == model.id,
-                                                         Alias.name == alias))
+            pointer = session.scalar(
+                select(Alias).where(Alias.model_id == model.id, Alias.name == alias)
+            )
             row = session.get(ModelVersion, pointer.model_version_id) if pointer else None
         else:
             query = select(ModelVersion).where(ModelVersion.model_id == model.id)
-            query = (query.where(ModelVersion.version == version) if version
-                     else query.order_by(ModelVersion.version.desc()).limit(1))
+            query = (
+                query.where(ModelVersion.version == version)
+                if version
+                else query.order_by(ModelVersion.version.desc()).limit(1)
+            )
             row = session.scalar(query)
     if row is None:
-        raise NotFoundError(f"model {which} is not registered",
-                            hint="`orch models list` shows the registered models")
+        raise NotFoundError(
+            f"model {which} is not registered",
+            hint="`orch models list` shows the registered models",
+        )
     return row
 
 
-def list_model_versions(session: Session, task: str | None = None,
-                        name: str | None = None) -> list[ModelVersion]:
+def list_model_versions(
+    session: Session, task: str | None = None, name: str | None = None
+) -> list[ModelVersion]:
     query = select(ModelVersion).join(Model).order_by(Model.name, ModelVersion.version.desc())
     if task:
         query = query.where(ModelVersion.task == task)
@@ -330,15 +338,19 @@ def aliases_of(session: Session, model_id: int) -> dict[int, list[str]]:
 def set_alias(session: Session, name: str, version: int, alias: str) -> int | None:
     """Point ``NAME@alias`` at ``version``; record the move. Returns the previous version."""
     target = get_model_version(session, name, version)
-    pointer = session.scalar(select(Alias).where(Alias.model_id == target.model_id,
-                                                 Alias.name == alias))
+    pointer = session.scalar(
+        select(Alias).where(Alias.model_id == target.model_id, Alias.name == alias)
+    )
     previous = pointer.model_version_id if pointer else None
     if pointer is None:
         session.add(Alias(model_id=target.model_id, name=alias, model_version_id=target.id))
     else:
         pointer.model_version_id, pointer.updated_at = target.id, utcnow()
-    session.add(AliasEvent(model_id=target.model_id, alias=alias, from_version_id=previous,
-                           to_version_id=target.id))
+    session.add(
+        AliasEvent(
+            model_id=target.model_id, alias=alias, from_version_id=previous, to_version_id=target.id
+        )
+    )
     prev_row = session.get(ModelVersion, previous) if previous else None
     return prev_row.version if prev_row else None
 
