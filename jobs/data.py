@@ -347,16 +347,16 @@ def prepare(
         train, columns.get(LABEL), f"data.train ({spec.train.files[0]})"
     )
     eval_rows, eval_labels = _count_labels(held, eval_columns.get(LABEL), "data.eval")
+    names, label2id = None, None
+    if task == "classification":  # label problems first: they say more than a missing split
+        names = resolve_labels([*train_labels, *eval_labels], label_names)
+        label2id = {n: i for i, n in enumerate(names)}
     for name, rows in (("train", train_rows), ("eval", eval_rows)):
         if rows == 0:
             raise JobInputError(
                 f"the {name} split has no rows"
                 + (" (data.eval_fraction too small?)" if name == "eval" else "")
             )
-    names, label2id = None, None
-    if task == "classification":
-        names = resolve_labels([*train_labels, *eval_labels], label_names)
-        label2id = {n: i for i, n in enumerate(names)}
     cpus = max(data_cpus / 2, READ_CPUS + OP_CPUS)  # each split's pool: they run in turn
     return PreparedData(
         train=tokenize(train, tokenizer_dir, spec.max_length, columns, label2id, cpus),

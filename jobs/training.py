@@ -116,11 +116,9 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     plan = Plan(**config)
     rank = ray.train.get_context().get_world_rank()
     checkpoint = ray.train.get_checkpoint()
-    resume = None
-    if checkpoint is not None:
-        resume = str(Path(checkpoint.path) / "checkpoint")
-        if rank == 0:
-            _record_resume(plan, resume)
+    resume = str(Path(checkpoint.path) / "checkpoint") if checkpoint is not None else None
+    if rank == 0 and _is_restart(plan):
+        _record_restart(plan, resume)
     nodes = _worker_nodes()
     trainer = build_trainer(plan, rank)
     trainer.train(resume_from_checkpoint=resume)
@@ -162,23 +160,32 @@ def _worker_nodes() -> list[str]:
     return [str(n) for n in nodes]
 
 
-def _record_resume(plan: Plan, checkpoint_dir: str) -> None:
+def _is_restart(plan: Plan) -> bool:
+    """True when an earlier worker group of this job already started (a marker in the run
+    folder, which every node sees): the restart is recorded even with no checkpoint yet."""
+    marker = Path(plan.output_dir) / ".started"
+    if marker.exists():
+        return True
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return False
+
+
+def _record_restart(plan: Plan, checkpoint_dir: str | None) -> None:
     import json
 
     from orchestrator.registry import JobStatus, Registry, store
 
-    state = json.loads((Path(checkpoint_dir) / "trainer_state.json").read_text())
-    step = state.get("global_step", "?")
+    if checkpoint_dir is None:
+        why, how = "restarting from scratch: no complete checkpoint yet", "restarted from step 0"
+    else:
+        state = json.loads((Path(checkpoint_dir) / "trainer_state.json").read_text())
+        step = state.get("global_step", "?")
+        why = f"restarting from the checkpoint at step {step}"
+        how = f"resumed from step {step} ({checkpoint_dir})"
     with Registry(plan.registry_url).session() as session:
-        store.transition(
-            session,
-            plan.job_id,
-            JobStatus.RETRYING,
-            f"a worker or node died; restarting from the checkpoint at step {step}",
-        )
-        store.transition(
-            session, plan.job_id, JobStatus.RUNNING, f"resumed from step {step} ({checkpoint_dir})"
-        )
+        store.transition(session, plan.job_id, JobStatus.RETRYING, f"a worker or node died; {why}")
+        store.transition(session, plan.job_id, JobStatus.RUNNING, how)
 
 
 def build_model(plan: Plan) -> Any:

