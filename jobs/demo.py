@@ -1,4 +1,4 @@
-"""The end of `make demo`: load what the demo's job registered and show how to use it.
+"""The end of `make demo`: what the demo's jobs registered, and how to use it.
 
 Reads everything from the registry (no hard-coded paths), so it shows what a user gets.
 """
@@ -10,34 +10,58 @@ import sys
 from orchestrator.config import load_settings
 from orchestrator.registry import Registry, store
 
-TOKENIZER = "mars-wordpiece"
-SENTENCE = "Dejah Thoris, the princess of Helium, smiled at John Carter."
+TOKENIZER, MLM, CLASSIFIER = "mars-wordpiece", "mars-distilbert", "sst2-minilm"
+SENTENCES = [
+    "Dejah Thoris, the princess of Helium, smiled at John Carter.",
+    "a gorgeous, witty, seductive movie.",
+    "the plot is nothing but boilerplate.",
+]
+
+
+def _took(job: object) -> str:
+    start, end = getattr(job, "started_at", None), getattr(job, "finished_at", None)
+    return f"{(end - start).total_seconds():.0f}s" if start and end else "?"
 
 
 def main() -> int:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, pipeline
 
     settings = load_settings()
     registry = Registry(settings.resolved_registry_url)
-    with registry.session() as session:
-        tok = store.get_tokenizer(session, TOKENIZER)
-        job = store.get_job(session, tok.job_id) if tok.job_id else None
+    with registry.session() as s:
+        tok = store.get_tokenizer(s, TOKENIZER)
+        mlm = store.get_model_version(s, MLM)
+        clf = store.get_model_version(s, CLASSIFIER, alias="production")
+        jobs = {r.name: store.get_job(s, r.job_id) for r in (tok, mlm, clf) if r.job_id}
+        mlm_name, clf_name = f"{MLM}:{mlm.version}", f"{CLASSIFIER}:{clf.version}"
     tokenizer = AutoTokenizer.from_pretrained(tok.artifact_uri)
-    tokens = tokenizer.convert_ids_to_tokens(tokenizer(SENTENCE)["input_ids"])
-    took = f"{(job.finished_at - job.started_at).total_seconds():.1f}s" if job else "?"
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(SENTENCES[0])["input_ids"])
+    fill = pipeline("fill-mask", model=mlm.artifact_uri)
+    guesses = [g["token_str"] for g in fill("the princess of [MASK] smiled.")[:3]]
+    classify = pipeline("text-classification", model=clf.artifact_uri)
     print("\n== demo summary ==")
-    print(f"registry   {settings.resolved_registry_url}")
-    if job:
-        print(f"job        #{job.id} {job.kind} {job.status} (ran {took})")
+    print(f"registry    {settings.resolved_registry_url}")
     print(
-        f"tokenizer  {tok.name}:{tok.version}  {tok.algorithm}, {len(tokenizer):,} tokens,"
-        f" trained in {tok.training_seconds:.1f}s"
+        f"tokenizer   {tok.name}:{tok.version}  {tok.algorithm}, {len(tokenizer):,} tokens "
+        f"(job #{tok.job_id}, {_took(jobs.get(tok.name))})"
     )
-    print(f"artifact   {tok.artifact_uri}")
-    print(f"encode     {SENTENCE!r}\n        -> {' '.join(tokens)}")
-    print(f"use it     AutoTokenizer.from_pretrained({tok.artifact_uri!r})")
+    print(f"            {' '.join(tokens)}")
     print(
-        "next       orch jobs list | orch tokenizers list | orch cluster status | orch cluster down"
+        f"masked LM   {mlm_name}  perplexity {mlm.metrics.get('perplexity', 0):.1f} after "
+        f"{mlm.metrics.get('global_step')} steps (job #{mlm.job_id}, {_took(jobs.get(MLM))})"
+    )
+    print(f"            'the princess of [MASK] smiled.' -> {guesses}")
+    print(
+        f"classifier  {clf_name}@production  SST-2 dev accuracy "
+        f"{clf.metrics.get('accuracy', 0):.3f}, f1 {clf.metrics.get('f1', 0):.3f} "
+        f"(job #{clf.job_id}, {_took(jobs.get(CLASSIFIER))})"
+    )
+    for text, pred in zip(SENTENCES[1:], classify(SENTENCES[1:]), strict=True):
+        print(f"            {text!r} -> {pred['label']} ({pred['score']:.2f})")
+    print(f"artifacts   {settings.resolved_artifact_root}")
+    print(
+        "next        orch jobs list | orch models list --sort accuracy | "
+        f"orch jobs plot {clf.job_id} -o curves.png | orch cluster down"
     )
     return 0
 

@@ -226,3 +226,69 @@ def test_logs_of_a_queued_job_explain_there_is_none_yet(reg: Registry) -> None:
     ids = seed(reg)
     code, out, err = invoke("jobs", "logs", str(ids["waiting"]))
     assert code == 0 and out == "" and "has not started" in err
+
+
+def seed_models(reg: Registry) -> int:
+    with reg.session() as s:
+        job_id = store.create_job(
+            s, kind="finetune", name="clf", spec={"kind": "finetune"}, resources={}
+        ).id
+        for version, acc in ((1, 0.81), (2, 0.86)):
+            store.add_model_version(
+                s,
+                name="clf",
+                task="text-classification",
+                artifact_uri=f"/a/clf/v{version}",
+                job_id=job_id,
+                metrics={"accuracy": acc},
+                base_model="/models/minilm",
+            )
+        store.add_model_version(
+            s, name="mlm", task="fill-mask", artifact_uri="/a/mlm/v1", metrics={"perplexity": 40.0}
+        )
+        store.add_metrics(
+            s,
+            job_id,
+            [
+                {"name": "loss", "value": 0.7 - step / 100, "step": step, "split": "train"}
+                for step in (5, 10, 15, 20)
+            ]
+            + [
+                {"name": name, "value": value, "step": 20, "split": "eval"}
+                for name, value in (("loss", 0.5), ("accuracy", 0.86))
+            ],
+        )
+    return job_id
+
+
+def test_models_list_sort_show_and_promote(reg: Registry) -> None:
+    seed_models(reg)
+    rows = json.loads(invoke("models", "list", "--format", "json")[1])
+    assert [(r["name"], r["version"]) for r in rows] == [("clf", 2), ("clf", 1), ("mlm", 1)]
+    best = json.loads(invoke("models", "list", "--sort", "accuracy", "--format", "json")[1])
+    assert [r["version"] for r in best] == [2, 1] and best[0]["accuracy"] == 0.86
+    masked = json.loads(invoke("models", "list", "--task", "fill-mask", "--format", "json")[1])
+    assert [r["name"] for r in masked] == ["mlm"]
+    code, _, err = invoke("models", "promote", "clf", "1", "--alias", "production")
+    assert code == 0 and "clf@production moved to v1" in err
+    _, _, err = invoke("models", "promote", "clf", "2", "--alias", "production")
+    assert "moved from v1 to v2" in err
+    shown = json.loads(invoke("models", "show", "clf@production", "--format", "json")[1])
+    assert shown["version"] == 2 and shown["aliases"] == "production"
+    assert shown["lineage"]["job"]["kind"] == "finetune"
+    assert shown["lineage"]["base_model"] == "/models/minilm"
+    assert invoke("models", "show", "clf:9")[0] == 2
+    assert invoke("models", "promote", "clf", "1", "--alias", "../x")[0] == 2
+
+
+def test_jobs_metrics_and_plot(reg: Registry, tmp_path: Path) -> None:
+    job_id = seed_models(reg)
+    rows = json.loads(invoke("jobs", "metrics", str(job_id), "--format", "json")[1])
+    assert len(rows) == 6 and {"step", "epoch", "split", "name", "value"} == set(rows[0])
+    only = json.loads(
+        invoke("jobs", "metrics", str(job_id), "--name", "accuracy", "--format", "json")[1]
+    )
+    assert only == [{"step": 20, "epoch": None, "split": "eval", "name": "accuracy", "value": 0.86}]
+    png = tmp_path / "curves.png"
+    code, _, err = invoke("jobs", "plot", str(job_id), "-o", str(png))
+    assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

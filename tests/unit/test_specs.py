@@ -40,7 +40,7 @@ def test_every_example_spec_validates(path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(REPO)  # example data paths are relative to the repository root
     spec = load_spec(path)
     assert spec.name and spec.kind
-    assert spec.gang()[0]["CPU"] > 0
+    assert sum(b["CPU"] for b in spec.gang()) > 0
 
 
 def test_defaults_fit_masked_lm_pretraining(corpus: Path) -> None:
@@ -101,7 +101,10 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
 def test_unknown_or_missing_kind(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as exc:
         load_spec(write(tmp_path, "kind: train-everything\nname: t\n"))
-    assert "kind: 'train-everything' is not a job kind; expected one of: tokenizer" in problems(exc)
+    assert (
+        "kind: 'train-everything' is not a job kind; expected one of: evaluate, finetune"
+        in problems(exc)
+    )
     with pytest.raises(SpecError, match="kind: is missing"):
         parse_spec({"name": "t"})
 
@@ -156,3 +159,68 @@ def test_bad_overrides_are_spec_errors(tmp_path: Path, corpus: Path) -> None:
         load_spec(path, ["name.x=1"])
     with pytest.raises(SpecError, match="tokenizer.vocab_sise: unknown key"):
         load_spec(path, ["tokenizer.vocab_sise=10"])
+
+
+def training_spec(kind: str, corpus: Path, **extra: object) -> dict:
+    base = {"kind": kind, "name": "m", "data": {"train": {"files": [str(corpus)]}}}
+    if kind == "pretrain":
+        base["tokenizer"] = "tok:1"
+    if kind == "finetune":
+        base["base"] = {"model": "clf@production"}
+    return {**base, **extra}
+
+
+def test_training_specs_validate_and_size_their_gang(corpus: Path) -> None:
+    spec = parse_spec(
+        training_spec(
+            "pretrain", corpus, scaling={"num_workers": 2, "cpus_per_worker": 0.5, "data_cpus": 0.5}
+        )
+    )
+    assert spec.gang() == [
+        {"CPU": 0.0},
+        {"CPU": 0.5},
+        {"CPU": 0.5, "GPU": 0.0},
+        {"CPU": 0.5, "GPU": 0.0},
+    ]
+    gpu = parse_spec(
+        training_spec(
+            "finetune",
+            corpus,
+            scaling={"num_workers": 4, "use_gpu": True, "strategy": "fsdp"},
+            train={"precision": "bf16"},
+        )
+    )
+    assert gpu.gang()[2] == {"CPU": 1.0, "GPU": 1.0} and len(gpu.gang()) == 6
+
+
+def test_training_spec_cross_field_errors_name_their_keys(corpus: Path) -> None:
+    with pytest.raises(SpecError) as exc:
+        parse_spec(training_spec("finetune", corpus, scaling={"strategy": "fsdp"}))
+    assert "scaling.strategy fsdp needs scaling.use_gpu: true" in problems(exc)
+    with pytest.raises(SpecError, match="train.precision bf16 needs scaling.use_gpu"):
+        parse_spec(training_spec("finetune", corpus, train={"precision": "bf16"}))
+    with pytest.raises(SpecError, match="exactly one of base.model"):
+        parse_spec(training_spec("finetune", corpus, base={}))
+    with pytest.raises(SpecError, match="best_metric 'f1' must be one of metrics"):
+        parse_spec(training_spec("finetune", corpus, metrics=["accuracy"], best_metric="f1"))
+    with pytest.raises(SpecError, match="model.hidden 100 must be divisible by model.heads 3"):
+        parse_spec(training_spec("pretrain", corpus, model={"hidden": 100, "heads": 3}))
+    with pytest.raises(SpecError, match="data.max_length 256 exceeds model.max_positions 128"):
+        parse_spec(
+            training_spec(
+                "pretrain",
+                corpus,
+                model={"max_positions": 128},
+                data={"train": {"files": [str(corpus)]}, "max_length": 256},
+            )
+        )
+    with pytest.raises(SpecError, match="is not NAME, NAME:VERSION or NAME@ALIAS"):
+        parse_spec(training_spec("pretrain", corpus, tokenizer="../etc"))
+
+
+def test_base_path_must_be_a_model_folder(corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="is not a Hugging Face model folder"):
+        parse_spec(training_spec("finetune", corpus, base={"path": str(tmp_path)}))
+    (tmp_path / "config.json").write_text("{}")
+    spec = parse_spec(training_spec("finetune", corpus, base={"path": str(tmp_path)}))
+    assert spec.base.path == str(tmp_path)
