@@ -142,16 +142,28 @@ def _compact(spec: dict[str, Any]) -> str:
 )
 def logs(job_id: int, follow: bool) -> None:
     """The driver's log (stdout and stderr), from the Ray cluster."""
+    import time
+
     from orchestrator import ray_client
     from orchestrator.errors import JobFailedError
     from orchestrator.registry import store
 
     s = settings()
     reg = registry(s)
-    with reg.session() as session:
-        job = store.get_job(session, job_id)
-        ray_id, status = job.ray_job_id, job.status
+    waiting_said = False
+    while True:  # with -f, wait for a queued job's driver to start
+        with reg.session() as session:
+            job = store.get_job(session, job_id)
+            ray_id, status, error = job.ray_job_id, job.status, job.error
+        if ray_id is not None or not follow or status in ("CANCELLED", "FAILED"):
+            break
+        if not waiting_said:
+            info(f"job {job_id} is {status}; waiting for it to start ...")
+            waiting_said = True
+        time.sleep(0.5)
     if ray_id is None:
+        if follow:
+            raise JobFailedError(f"job {job_id} {status} before it started: {error or ''}")
         info(
             f"job {job_id} is {status} and has not started: no log yet "
             f"(`orch jobs why {job_id}` says why it waits)"
