@@ -63,15 +63,25 @@ class PeakMemory:
         self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
 
     def _run(self, interval: float) -> None:
+        """Finds the job's processes by name every 10 s (a full process scan is not free),
+        and reads only their RSS in between, so that measuring does not slow the job."""
+        tracked: dict[int, psutil.Process] = {}
+        last_scan = 0.0
         while not self._stop.is_set():
+            if time.monotonic() - last_scan > 10:
+                last_scan = time.monotonic()
+                for proc in psutil.process_iter(["cmdline"]):
+                    try:
+                        if any(m in " ".join(proc.info["cmdline"] or []) for m in self.markers):
+                            tracked.setdefault(proc.pid, proc)
+                    except psutil.NoSuchProcess:
+                        continue
             total = psutil.Process().memory_info().rss if self.include_self else 0
-            for proc in psutil.process_iter(["cmdline", "memory_info"]):
+            for pid, proc in list(tracked.items()):
                 try:
-                    cmd = " ".join(proc.info["cmdline"] or [])
-                    if any(m in cmd for m in self.markers):
-                        total += proc.info["memory_info"].rss
-                except (psutil.NoSuchProcess, TypeError):
-                    continue
+                    total += proc.memory_info().rss
+                except psutil.NoSuchProcess:
+                    tracked.pop(pid)
             self.peak = max(self.peak, total)
             time.sleep(interval)
 

@@ -13,25 +13,31 @@ Reports steady-state and end-to-end training samples/s, peak memory and SST-2 de
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as `python bench/<name>.py`: put the repository root first on sys.path instead of
+# bench/, whose tokenize.py would otherwise shadow the standard library's tokenize module.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import statistics
 import sys
 import tempfile
 
-from common import SHARED, machine, private_cluster, run_baseline, run_job, save, table
+from bench.common import SHARED, machine, private_cluster, run_baseline, run_job, save, table
 
 LR, WEIGHT_DECAY = 2e-5, 0.01
 
 
-def ours(args: argparse.Namespace, model: str) -> dict:
-    from common import PeakMemory
-
+def ours(args: argparse.Namespace, model: str, group_by_length: bool = False) -> dict:
+    from bench.common import PeakMemory
     from orchestrator.registry import store
     from orchestrator.registry.store import as_utc
 
     spec = {
         "kind": "finetune",
-        "name": "bench-sst2",
+        "name": "bench-sst2-grouped" if group_by_length else "bench-sst2",
         "base": {"path": model},
         "data": {
             "train": {"files": [str(SHARED / "sst2" / "train.tsv")]},
@@ -39,6 +45,7 @@ def ours(args: argparse.Namespace, model: str) -> dict:
             "max_rows": args.steps * args.batch,
             "columns": {"text": "sentence"},
             "max_length": 512,
+            "group_by_length": group_by_length,
         },
         "labels": ["negative", "positive"],
         "metrics": ["accuracy"],
@@ -60,11 +67,11 @@ def ours(args: argparse.Namespace, model: str) -> dict:
         job = store.get_job(s, job_id)
         rates = [m for m in store.job_metrics(s, job_id, "samples_per_s") if m.split == "train"]
         last = max(as_utc(m.at) for m in store.job_metrics(s, job_id) if m.split == "train")
-        accuracy = store.get_model_version(s, "bench-sst2").metrics["accuracy"]
+        accuracy = store.get_model_version(s, spec["name"]).metrics["accuracy"]
     steady = statistics.mean(m.value for m in rates[1:]) if len(rates) > 1 else rates[0].value
     seconds = (last - as_utc(job.created_at)).total_seconds()
     return {
-        "recipe": "ours",
+        "recipe": "ours-grouped" if group_by_length else "ours",
         "samples_per_s_steady": steady,
         "samples_per_s_end_to_end": args.steps * args.batch / seconds,
         "dev_accuracy": accuracy,
@@ -105,6 +112,8 @@ def main() -> int:
         )
     print("running ours ...", file=sys.stderr)
     results.append(ours(args, model))
+    print("running ours with group_by_length ...", file=sys.stderr)
+    results.append(ours(args, model, group_by_length=True))
     by = {r["recipe"]: r for r in results}
     mine = by["ours"]
     for r in results:

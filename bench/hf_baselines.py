@@ -8,6 +8,13 @@ Prints one JSON line with throughput, peak RSS and the output folder.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as `python bench/<name>.py`: put the repository root first on sys.path instead of
+# bench/, whose tokenize.py would otherwise shadow the standard library's tokenize module.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import json
 import math

@@ -12,13 +12,20 @@ real (non-padding) tokens/s, and validation perplexity at equal steps and at equ
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as `python bench/<name>.py`: put the repository root first on sys.path instead of
+# bench/, whose tokenize.py would otherwise shadow the standard library's tokenize module.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import math
 import statistics
 import sys
 import tempfile
 
-from common import SHARED, machine, private_cluster, run_baseline, run_job, save, table
+from bench.common import SHARED, machine, private_cluster, run_baseline, run_job, save, table
 
 ARCH = {"layers": 2, "hidden": 128, "heads": 2}
 BATCH, LR, MAX_LENGTH, ROWS = 16, 5e-4, 128, 40_000
@@ -54,8 +61,7 @@ def perplexity(model_dir: str, lines: int = 600) -> float:
 
 
 def ours(registry, tokenizer: str, steps: int, seconds: float | None, name: str) -> dict:  # noqa: ANN001
-    from common import PeakMemory
-
+    from bench.common import PeakMemory
     from orchestrator.registry import store
 
     train = {

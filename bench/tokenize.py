@@ -11,6 +11,13 @@ nothing (each side's peak RSS covers every process it uses).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as `python bench/<name>.py`: put the repository root first on sys.path instead of
+# bench/, whose tokenize.py would otherwise shadow the standard library's tokenize module.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import json
 import os
@@ -20,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, SHARED, PeakMemory, machine, private_cluster, save, table
+from bench.common import REPO, SHARED, PeakMemory, machine, private_cluster, save, table
 
 CORPUS = SHARED / "gutenberg_en" / "train.txt"
 MAX_LENGTH = 128
@@ -113,8 +120,7 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 4])
     args = p.parse_args()
     sys.path.insert(0, str(REPO))
-    from common import run_job
-
+    from bench.common import run_job
     from orchestrator.registry import store
 
     folder = Path(tempfile.mkdtemp(prefix="tok-bench-"))

@@ -264,9 +264,15 @@ def tokenize(
 class PadCollate(NumpyBatchCollateFn):
     """Dynamic padding per batch (and 15% masking for MLM) with transformers' collators."""
 
-    def __init__(self, tokenizer_dir: str, mlm_probability: float | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer_dir: str,
+        mlm_probability: float | None = None,
+        multiple_of: int | None = None,
+    ) -> None:
         self.tokenizer_dir = tokenizer_dir
         self.mlm_probability = mlm_probability
+        self.multiple_of = multiple_of  # 8 on GPUs (tensor cores); on CPUs it only adds padding
         self._collator: Any = None
 
     def _build(self) -> Any:
@@ -279,9 +285,9 @@ class PadCollate(NumpyBatchCollateFn):
         tok = AutoTokenizer.from_pretrained(self.tokenizer_dir)
         if self.mlm_probability is not None:
             return DataCollatorForLanguageModeling(
-                tok, mlm_probability=self.mlm_probability, pad_to_multiple_of=8
+                tok, mlm_probability=self.mlm_probability, pad_to_multiple_of=self.multiple_of
             )
-        return DataCollatorWithPadding(tok, pad_to_multiple_of=8)
+        return DataCollatorWithPadding(tok, pad_to_multiple_of=self.multiple_of)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         if self._collator is None:
