@@ -30,14 +30,14 @@ from bench.common import SHARED, machine, private_cluster, run_baseline, run_job
 LR, WEIGHT_DECAY = 2e-5, 0.01
 
 
-def ours(args: argparse.Namespace, model: str, group_by_length: bool = False) -> dict:
+def ours(registry, args: argparse.Namespace, model: str, group_by_length: bool = True) -> dict:  # noqa: ANN001
     from bench.common import PeakMemory
     from orchestrator.registry import store
     from orchestrator.registry.store import as_utc
 
     spec = {
         "kind": "finetune",
-        "name": "bench-sst2-grouped" if group_by_length else "bench-sst2",
+        "name": "bench-sst2" if group_by_length else "bench-sst2-ungrouped",
         "base": {"path": model},
         "data": {
             "train": {"files": [str(SHARED / "sst2" / "train.tsv")]},
@@ -61,7 +61,7 @@ def ours(args: argparse.Namespace, model: str, group_by_length: bool = False) ->
         },
         "scaling": {"num_workers": 1, "cpus_per_worker": 2, "data_cpus": 1},
     }
-    with private_cluster(num_cpus=3) as (_settings, registry), PeakMemory() as memory:
+    with PeakMemory() as memory:
         job_id, _outcome, wall = run_job(registry, spec)
     with registry.session() as s:
         job = store.get_job(s, job_id)
@@ -71,7 +71,7 @@ def ours(args: argparse.Namespace, model: str, group_by_length: bool = False) ->
     steady = statistics.mean(m.value for m in rates[1:]) if len(rates) > 1 else rates[0].value
     seconds = (last - as_utc(job.created_at)).total_seconds()
     return {
-        "recipe": "ours-grouped" if group_by_length else "ours",
+        "recipe": "ours" if group_by_length else "ours-no-grouping",
         "samples_per_s_steady": steady,
         "samples_per_s_end_to_end": args.steps * args.batch / seconds,
         "dev_accuracy": accuracy,
@@ -111,9 +111,12 @@ def main() -> int:
             run_baseline(["finetune", "--padding", padding, "--out", tempfile.mkdtemp(), *common])
         )
     print("running ours ...", file=sys.stderr)
-    results.append(ours(args, model))
-    print("running ours with group_by_length ...", file=sys.stderr)
-    results.append(ours(args, model, group_by_length=True))
+    # one cluster for both runs: Ray caches a process's auth token, so a second cluster with
+    # another token could not be reached from this process
+    with private_cluster(num_cpus=3) as (_settings, registry):
+        results.append(ours(registry, args, model, group_by_length=False))
+        print("running ours (defaults: group_by_length) ...", file=sys.stderr)
+        results.append(ours(registry, args, model, group_by_length=True))
     by = {r["recipe"]: r for r in results}
     mine = by["ours"]
     for r in results:

@@ -41,7 +41,12 @@ class DataSpec(StrictModel):
     columns: Columns = Field(default_factory=lambda: Columns())
     max_rows: int | None = Field(None, gt=0, description="Use at most this many rows per split.")
     max_length: int = Field(128, gt=8, le=8192, description="Truncate to this many tokens.")
-    group_by_length: bool = Field(False, description="Batch rows of similar length together.")
+    group_by_length: bool = Field(
+        True,
+        description="Batch rows of similar length together (windows of 50 batches, "
+        "shuffled): measured 2x the training samples/s of plain dynamic padding on SST-2, "
+        "with the same dev accuracy (bench/finetune.py).",
+    )
 
 
 class TrainSpec(StrictModel):

@@ -295,3 +295,89 @@ def test_bad_data_fails_with_a_message_that_names_the_problem(
     assert f"{latin1}:2: not valid UTF-8" in error
     error = run_in_process(in_process, finetune(str(tmp_path / "no-such-model"), [str(tsv)]))
     assert "no-such-model does not exist" in error
+
+
+def test_a_save_to_disk_folder_feeds_the_pipeline(
+    in_process: Registry, minilm: str, sst2: Path, tmp_path: Path
+) -> None:
+    """`format: hf` reads a `datasets` folder through ray.data.from_huggingface."""
+    import datasets
+
+    from jobs.data import prepare
+    from jobs.specs.training import DataSpec
+
+    rows = [line.split("\t") for line in (sst2 / "dev.tsv").read_text().splitlines()[1:201]]
+    folder = tmp_path / "sst2-hf"
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {"sentence": [r[0] for r in rows[:150]], "label": [int(r[1]) for r in rows[:150]]}
+            ),
+            "validation": datasets.Dataset.from_dict(
+                {"sentence": [r[0] for r in rows[150:]], "label": [int(r[1]) for r in rows[150:]]}
+            ),
+        }
+    ).save_to_disk(str(folder))
+    spec = DataSpec.model_validate(
+        {
+            "train": {"files": [str(folder)], "format": "hf", "hf_split": "train"},
+            "eval": {"files": [str(folder)], "format": "hf", "hf_split": "validation"},
+            "columns": {"text": "sentence"},
+        }
+    )
+    data = prepare(spec, "classification", minilm, ["negative", "positive"], 0.5)
+    assert (data.splits["train"].rows, data.splits["eval"].rows) == (150, 50)
+    batch = next(iter(data.eval.iter_batches(batch_size=8, batch_format="numpy")))
+    assert set(batch) == {"input_ids", "labels"} and batch["labels"].dtype.kind == "i"
+
+
+def test_evaluate_a_registered_model(ray_cluster: dict, sst2: Path) -> None:
+    """Scores the classifier from the SST-2 test above; metrics rows land in the registry."""
+    job_id, outcome = run(
+        ray_cluster,
+        {
+            "kind": "evaluate",
+            "name": "dev-200",
+            "model": "sst2-tiny",
+            "data": {
+                "files": [str(sst2 / "dev.tsv")],
+                "columns": {"text": "sentence"},
+                "max_rows": 200,
+            },
+            "metrics": ["accuracy", "f1", "matthews_correlation"],
+        },
+    )
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+    with ray_cluster["registry"].session() as s:
+        scores = {m.name: m.value for m in store.job_metrics(s, job_id) if m.split == "eval"}
+    assert scores["rows"] == 200 and 0.5 < scores["accuracy"] <= 1
+    assert {"f1", "matthews_correlation"} <= set(scores)
+    assert outcome.result["model"] == "sst2-tiny:1"
+
+
+@pytest.mark.gpu
+def test_fsdp_finetune_on_gpus(ray_cluster: dict, minilm: str, sst2: Path) -> None:
+    """FSDP sharding with bf16 on the GPUs of the cluster (skipped without CUDA)."""
+    import torch
+
+    _, outcome = run(
+        ray_cluster,
+        {
+            "kind": "finetune",
+            "name": "fsdp-tiny",
+            "base": {"path": minilm},
+            "data": {
+                "train": {"files": [str(sst2 / "train.tsv")]},
+                "eval": {"files": [str(sst2 / "dev.tsv")]},
+                "max_rows": 512,
+                "columns": {"text": "sentence"},
+            },
+            "train": {**SMALL_TRAIN, "max_steps": 10, "eval_steps": 10, "precision": "bf16"},
+            "scaling": {
+                "num_workers": torch.cuda.device_count(),
+                "use_gpu": True,
+                "strategy": "fsdp",
+            },
+        },
+    )
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
