@@ -267,7 +267,6 @@ def training_args(plan: Plan) -> TrainingArguments:
 
 def build_trainer(plan: Plan, rank: int) -> Any:
     import ray.train
-    from ray.train.huggingface.transformers import RayTrainReportCallback
 
     from jobs.metrics import compute_metrics_fn
 
@@ -283,7 +282,7 @@ def build_trainer(plan: Plan, rank: int) -> Any:
     eval_iter = ray.train.get_dataset_shard("eval").iter_torch_batches(
         batch_size=plan.train["eval_batch_size"], collate_fn=collate
     )
-    callbacks: list[Any] = [RayTrainReportCallback()]
+    callbacks: list[Any] = [ReportCheckpoint()]
     if plan.train.get("max_seconds"):
         callbacks.append(TimeBudget(plan.train["max_seconds"]))
     if rank == 0:
@@ -355,6 +354,41 @@ def export(trainer: Any, plan: Plan) -> None:
     pickled = Path(plan.export_dir) / "training_args.bin"  # torch.save: no pickles in artifacts
     pickled.unlink(missing_ok=True)
     (Path(plan.export_dir) / "training_args.json").write_text(trainer.args.to_json_string())
+
+
+class ReportCheckpoint(TrainerCallback):
+    """Reports each saved checkpoint to Ray Train, complete.
+
+    Ray's ``RayTrainReportCallback`` has every rank copy "the last checkpoint" as soon as its
+    own part is saved; with the output folder shared between workers (as multi-node training
+    needs), a fast rank copied the optimizer file while rank 0 was still writing it, and a
+    resumed job failed on a truncated file (seen in the kill-a-worker test). Here all ranks
+    first meet at a barrier, then rank 0 alone copies the folder and reports it.
+    """
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import shutil
+        import tempfile
+
+        import ray.train
+        import torch.distributed as dist
+        from transformers.trainer_utils import get_last_checkpoint
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # every rank has finished writing its files
+        metrics: dict[str, Any] = {}
+        for entry in state.log_history:
+            metrics.update(entry)
+        if not state.is_world_process_zero:
+            ray.train.report(metrics=metrics, checkpoint=None)  # a collective: all ranks call
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            source = get_last_checkpoint(args.output_dir)
+            checkpoint = None
+            if source is not None:
+                shutil.copytree(source, Path(tmp) / "checkpoint")
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics=metrics, checkpoint=checkpoint)
 
 
 class TimeBudget(TrainerCallback):
