@@ -17,7 +17,6 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
 import json
-import math
 import resource
 import time
 
@@ -219,4 +218,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    math.e  # noqa: B018 - keep math imported for callers that extend this file

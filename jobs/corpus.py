@@ -27,6 +27,21 @@ class Fingerprint:
     uri: str = ""
 
 
+def register_dataset(session: Any, fp: Fingerprint, format: str, num_rows: dict[str, int]) -> Any:
+    """The registry's dataset row for these files (one per content and location)."""
+    from orchestrator.registry import store
+
+    return store.upsert_dataset(
+        session,
+        uri=fp.uri,
+        fingerprint=fp.sha256,
+        format=format,
+        files=fp.files,
+        num_rows=num_rows,
+        size_bytes=fp.size_bytes,
+    )
+
+
 def fingerprint_files(files: list[str]) -> Fingerprint:
     """sha256 over each file's bytes (in name order) and the per-file hashes."""
     total = hashlib.sha256()

@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,7 +110,7 @@ def _read_hf(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
                 f"data.{what}.hf_split: {spec.hf_split!r} is not one of {list(loaded)} in {folder}"
             )
         loaded = loaded[spec.hf_split]
-    files = sorted(str(p) for p in __import__("pathlib").Path(folder).rglob("*") if p.is_file())
+    files = sorted(str(p) for p in Path(folder).rglob("*") if p.is_file())
     return ray.data.from_huggingface(loaded), fingerprint_files(files)
 
 

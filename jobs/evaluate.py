@@ -3,7 +3,6 @@ registry (accuracy, f1, ... for classifiers; loss and perplexity for masked LMs)
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 from jobs.context import JobContext
 from jobs.data import LABEL, PadCollate, check_columns, read_files, resolve_labels, tokenize
 from jobs.errors import JobInputError
-from jobs.metrics import classification_scores
+from jobs.metrics import classification_scores, perplexity
 from jobs.specs.models import EvaluateJobSpec
 from jobs.specs.training import DataSpec
 from orchestrator.names import parse_versioned
@@ -101,4 +100,4 @@ def _masked_lm(folder: str, tokenized: Any, spec: EvaluateJobSpec) -> dict[str, 
     if not count:
         raise JobInputError("the evaluation data has no rows")
     loss = total / count
-    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+    return {"loss": loss, "perplexity": perplexity(loss)}

@@ -12,7 +12,14 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from tokenizers import trainers as tk_trainers
 
 from jobs.context import JobContext
-from jobs.corpus import LineCounter, batched, fingerprint_files, iter_texts, resolve_corpus
+from jobs.corpus import (
+    LineCounter,
+    batched,
+    fingerprint_files,
+    iter_texts,
+    register_dataset,
+    resolve_corpus,
+)
 from jobs.errors import JobInputError
 from jobs.specs.tokenizer import TokenizerJobSpec, TokenizerParams, special_token_roles
 from orchestrator.registry import store
@@ -128,15 +135,7 @@ def run(spec: TokenizerJobSpec, ctx: JobContext) -> dict[str, Any]:
     ctx.progress(f"trained on {counter.lines:,} lines in {seconds:.1f}s; vocab {size:,}")
 
     def register(session: Any, place: Any) -> Any:
-        dataset = store.upsert_dataset(
-            session,
-            uri=fp.uri,
-            fingerprint=fp.sha256,
-            format=spec.data.format,
-            files=fp.files,
-            num_rows={"train": counter.lines},
-            size_bytes=fp.size_bytes,
-        )
+        dataset = register_dataset(session, fp, spec.data.format, {"train": counter.lines})
         row = store.add_tokenizer(
             session,
             name=spec.name,

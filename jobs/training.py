@@ -21,7 +21,9 @@ from torch.utils.data import DataLoader, IterableDataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from jobs.context import JobContext
+from jobs.corpus import register_dataset
 from jobs.data import PadCollate, PreparedData, TokenCounter
+from jobs.metrics import perplexity
 from jobs.specs.training import TrainingJobSpec
 
 NON_METRIC_LOG_KEYS = (
@@ -127,7 +129,7 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     trainer.train(resume_from_checkpoint=resume)
     final = trainer.evaluate(metric_key_prefix="final")
     if plan.task == "fill-mask":
-        final["final_perplexity"] = math.exp(min(final["final_loss"], 50.0))
+        final["final_perplexity"] = perplexity(final["final_loss"])
     if trainer.is_world_process_zero():
         export(trainer, plan)
         RegistryMetrics(plan).write(final, trainer.state.global_step, "final")
@@ -441,7 +443,7 @@ class RegistryMetrics(TrainerCallback):
             logs["tokens_per_s"] = (tokens - self.last[1]) * self.plan.num_workers / elapsed
             self.last = (now, tokens, rows)
         if split == "eval" and self.plan.task == "fill-mask" and "eval_loss" in logs:
-            logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
+            logs["eval_perplexity"] = perplexity(logs["eval_loss"])
         self.write(logs, state.global_step, split, state.epoch)
 
     def write(
@@ -516,15 +518,8 @@ def train_and_register(
     def register(session: Any, place: Any) -> Any:
         ids = {}
         for split, info in data.splits.items():
-            fp = info.fingerprint
-            ids[split] = store.upsert_dataset(
-                session,
-                uri=fp.uri,
-                fingerprint=fp.sha256,
-                format=_format(spec, split),
-                files=fp.files,
-                num_rows={split: info.rows},
-                size_bytes=fp.size_bytes,
+            ids[split] = register_dataset(
+                session, info.fingerprint, _format(spec, split), {split: info.rows}
             ).id
         row = store.add_model_version(
             session,

@@ -7,6 +7,7 @@ usable as the HF Trainer's ``compute_metrics``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ import numpy as np
 from jobs.specs.common import CLASSIFICATION_METRICS
 
 METRICS_DIR = Path(__file__).parent
+
+
+def perplexity(mean_loss: float) -> float:
+    """exp(mean masked-LM loss), capped so an untrained model does not overflow."""
+    return math.exp(min(mean_loss, 50.0))
 
 
 def load_metric(name: str) -> Any:
