@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     )
     num_cpus: float | None = Field(None, description="Logical CPUs of the local cluster.")
     num_gpus: float | None = Field(None, description="GPUs of the local cluster.")
+    serve_host: str = Field(
+        "127.0.0.1", description="Address Ray Serve's HTTP proxy listens on (0.0.0.0: all)."
+    )
+    serve_port: int | None = Field(
+        None, description="Ray Serve's HTTP port; default: the local cluster's, else 8000."
+    )
+    serve_api_key: str | None = Field(
+        None,
+        description="API key endpoints require (Authorization: Bearer KEY) and "
+        "`orch predict` sends; default: none.",
+    )
 
     @classmethod
     def settings_customise_sources(

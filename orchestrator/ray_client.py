@@ -34,7 +34,7 @@ from orchestrator.errors import ClusterError
 NAMESPACE = "orch"
 STATE_FILE = "state.json"
 STOP_GRACE_S = 10.0
-PREFERRED_PORTS = {"gcs": 6380, "dashboard": 8265, "client": 10001}
+PREFERRED_PORTS = {"gcs": 6380, "dashboard": 8265, "client": 10001, "serve": 8000}
 # Ports Ray otherwise takes at fixed defaults (the dashboard agent's 52365...): a second
 # cluster on the same machine would fail to start its agent and refuse every job.
 FREE_PORT_FLAGS = (
@@ -57,6 +57,7 @@ class ClusterInfo:
     token_path: str
     local: bool
     temp_dir: str | None = None
+    serve_port: int | None = None  # chosen at `cluster up`; Serve binds it on first deploy
 
     def auth_env(self) -> dict[str, str]:
         return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": self.token_path}
@@ -176,6 +177,7 @@ def start_local_cluster(
             local=True,
             temp_dir=temp_dir,
             dashboard_url=f"http://127.0.0.1:{ports['dashboard']}",
+            serve_port=ports["serve"],
         )
         proc = subprocess.run(
             cmd, env=_ray_env(info.auth_env()), capture_output=True, text=True, timeout=120
@@ -440,6 +442,80 @@ class RayBackend:
             return "\n".join(self.client.get_job_logs(submission_id).splitlines()[-lines:])
         except Exception:  # noqa: BLE001 - logs are a courtesy in an error message
             return ""
+
+
+# --- Ray Serve --------------------------------------------------------------------------------
+
+
+def serve_start(settings: Settings, info: ClusterInfo) -> str:
+    """Start Serve on the cluster unless it runs (HTTP on ``serve_host``, the head node
+    only); returns the proxy's base URL as Serve actually has it."""
+    connect(info)
+    from ray import serve
+    from ray.serve.context import _get_global_client
+
+    port = settings.serve_port or info.serve_port or 8000
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    serve.start(proxy_location="HeadOnly", http_options={"host": settings.serve_host, "port": port})
+    client = _get_global_client()
+    assert client is not None  # serve.start() has just made sure it runs
+    http = client.http_config
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
+    return f"http://{host}:{http.port}"
+
+
+def serve_run(
+    settings: Settings, info: ClusterInfo, name: str, app: Any, route: str, timeout: float = 300
+) -> str:
+    """Deploy (or update) application ``name`` at ``route`` and wait until it runs; a
+    deployment that fails or cannot be placed in ``timeout`` raises ClusterError with
+    Serve's own explanation (missing resources, the replica's traceback)."""
+    base = serve_start(settings, info)
+    from ray import serve
+
+    target = serve.RunTarget(target=app, name=name, route_prefix=route)
+    serve.run_many([target], wait_for_applications_running=False)
+    deadline = time.monotonic() + timeout
+    time.sleep(0.5)  # let the controller take the new target before reading its status
+    while True:
+        app_status = serve.status().applications.get(name)
+        status = _value(app_status.status) if app_status else "NOT_STARTED"
+        if status == "RUNNING":
+            return base + route
+        if status == "DEPLOY_FAILED" or time.monotonic() > deadline:
+            message = app_status.message if app_status else "Serve never saw the application"
+            raise ClusterError(f"Serve could not deploy {name} ({status}): {message}")
+        time.sleep(0.5)
+
+
+def serve_delete(info: ClusterInfo, name: str) -> None:
+    connect(info)
+    from ray import serve
+
+    serve.delete(name)
+
+
+def serve_applications(info: ClusterInfo) -> dict[str, dict[str, Any]]:
+    """Application name -> status, message and replica states, as Serve reports them."""
+    connect(info)
+    from ray import serve
+    from ray.serve.context import _get_global_client
+
+    if _get_global_client(raise_if_no_controller_running=False) is None:
+        return {}
+    out = {}
+    for name, app in serve.status().applications.items():
+        replicas: dict[str, int] = {}
+        for deployment in app.deployments.values():
+            for state, count in deployment.replica_states.items():
+                replicas[_value(state)] = replicas.get(_value(state), 0) + count
+        out[name] = {"status": _value(app.status), "message": app.message, "replicas": replicas}
+    return out
+
+
+def _value(state: Any) -> str:
+    """An enum's value (Serve's statuses are str enums whose str() is 'Class.NAME')."""
+    return str(getattr(state, "value", state))
 
 
 # --- logs -----------------------------------------------------------------------------------

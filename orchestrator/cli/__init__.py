@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from orchestrator.cli import cluster, datasets, jobs, models, submit, tokenizers
+from orchestrator.cli import cluster, datasets, jobs, models, serve, submit, tokenizers
 from orchestrator.errors import OrchestratorError
 
 
@@ -43,6 +43,9 @@ cli.add_command(tokenizers.tokenizers)
 cli.add_command(models.models)
 cli.add_command(datasets.datasets)
 cli.add_command(cluster.cluster)
+cli.add_command(serve.serve)
+cli.add_command(serve.predict)
+cli.add_command(serve.endpoints)
 
 
 def main() -> None:

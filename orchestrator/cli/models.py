@@ -1,4 +1,4 @@
-"""`orch models list|show|promote`."""
+"""`orch models list|show|promote|rollback`."""
 
 from __future__ import annotations
 
@@ -116,7 +116,33 @@ def promote(name: str, version: int, alias: str) -> None:
     from orchestrator.registry import store
 
     check_name(alias, "alias")
-    with registry(settings()).session() as session:
+    s = settings()
+    with registry(s).session() as session:
         previous = store.set_alias(session, name, version, alias)
     moved = f"from v{previous} " if previous else ""
     info(f"{name}@{alias} moved {moved}to v{version}")
+    _follow(name, alias)
+
+
+@models.command("rollback")
+@click.argument("name")
+@click.option("--alias", default="production", show_default=True, help="The alias to move back.")
+def rollback(name: str, alias: str) -> None:
+    """Point NAME@ALIAS back at the version it held before its latest move."""
+    from orchestrator.registry import store
+
+    s = settings()
+    with registry(s).session() as session:
+        target = store.previous_alias_holder(session, name, alias)
+        current = store.set_alias(session, name, target, alias)
+    info(f"{name}@{alias} rolled back from v{current} to v{target}")
+    _follow(name, alias)
+
+
+def _follow(name: str, alias: str) -> None:
+    """Endpoints serving NAME@ALIAS move with it."""
+    from orchestrator import endpoints
+
+    s = settings()
+    for line in endpoints.follow_alias(s, registry(s), name, alias):
+        info(line)

@@ -213,7 +213,17 @@ class Metric(Base):
     __table_args__ = (Index("ix_metrics_job_name", "job_id", "name", "step"),)
 
 
+class DeploymentStatus(enum.StrEnum):
+    DEPLOYING = "DEPLOYING"
+    RUNNING = "RUNNING"
+    FAILED = "FAILED"
+    DELETED = "DELETED"
+
+
 class Deployment(Base):
+    """A served model: one row per endpoint from `orch serve` until `orch endpoints delete`
+    (then DELETED, kept as history). Promotions update the row's version in place."""
+
     __tablename__ = "deployments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -225,8 +235,13 @@ class Deployment(Base):
     replicas: Mapped[int] = mapped_column(Integer, default=1)
     autoscaling: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))
+    task: Mapped[str] = mapped_column(String(32), server_default="")
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    model_version: Mapped[ModelVersion] = relationship()
 
 
 class ServiceState(Base):

@@ -21,6 +21,8 @@ from orchestrator.registry.models import (
     Alias,
     AliasEvent,
     Dataset,
+    Deployment,
+    DeploymentStatus,
     Job,
     JobEvent,
     JobStatus,
@@ -353,6 +355,73 @@ def set_alias(session: Session, name: str, version: int, alias: str) -> int | No
     )
     prev_row = session.get(ModelVersion, previous) if previous else None
     return prev_row.version if prev_row else None
+
+
+def previous_alias_holder(session: Session, name: str, alias: str) -> int:
+    """The version ``NAME@alias`` pointed at before its latest move (what a rollback
+    restores)."""
+    current = get_model_version(session, name, alias=alias)
+    event = session.scalar(
+        select(AliasEvent)
+        .where(AliasEvent.model_id == current.model_id, AliasEvent.alias == alias)
+        .order_by(AliasEvent.id.desc())
+        .limit(1)
+    )
+    previous = (
+        session.get(ModelVersion, event.from_version_id)
+        if event and event.from_version_id
+        else None
+    )
+    if previous is None:
+        raise NotFoundError(
+            f"{name}@{alias} has no previous version to roll back to",
+            hint=f"`orch models promote {name} VERSION --alias {alias}` points it anywhere",
+        )
+    return previous.version
+
+
+# --- deployments ----------------------------------------------------------------------------
+
+
+def live_deployment(session: Session, name: str) -> Deployment | None:
+    """The endpoint ``name`` unless it was deleted."""
+    return session.scalar(
+        select(Deployment)
+        .where(Deployment.name == name, Deployment.status != DeploymentStatus.DELETED)
+        .order_by(Deployment.id.desc())
+        .limit(1)
+    )
+
+
+def get_deployment(session: Session, name: str) -> Deployment:
+    row = live_deployment(session, name)
+    if row is None:
+        raise NotFoundError(
+            f"no endpoint named {name}",
+            hint=f"`orch serve {name}@production` deploys one; `orch endpoints list` shows all",
+        )
+    return row
+
+
+def list_deployments(session: Session, include_deleted: bool = False) -> list[Deployment]:
+    query = select(Deployment).order_by(Deployment.name, Deployment.id.desc())
+    if not include_deleted:
+        query = query.where(Deployment.status != DeploymentStatus.DELETED)
+    return list(session.scalars(query))
+
+
+def save_deployment(session: Session, name: str, **fields: Any) -> Deployment:
+    """Update the live endpoint ``name`` or record a new one."""
+    row = live_deployment(session, name)
+    if row is None:
+        row = Deployment(name=name, **fields)
+        session.add(row)
+    else:
+        for key, value in fields.items():
+            setattr(row, key, value)
+        row.updated_at = utcnow()
+    session.flush()
+    return row
 
 
 # --- metrics --------------------------------------------------------------------------------

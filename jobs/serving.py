@@ -1,0 +1,157 @@
+"""Ray Serve deployments: one application per served model, plus a small index at /models.
+
+``ModelServer`` answers ``POST /models/NAME`` with the Hugging Face inference JSON and
+``GET /models/NAME`` with what it serves. The model version arrives as ``user_config``: a
+promotion changes only that, so Serve reconfigures the running replicas in place (the new
+weights load beside the old ones, then swap) and no request fails during the switch.
+Requests are merged by ``@serve.batch``; the forward pass runs in a thread under
+``torch.inference_mode`` so the replica keeps accepting requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+from ray import serve
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import JSONResponse
+
+from jobs.specs.serving import Request, RequestError, ServeOptions, parse_request
+
+log = logging.getLogger("ray.serve")
+INDEX_APP = "orch-models-index"
+
+
+def error_response(exc: RequestError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+def check_api_key(request: HTTPRequest, key_sha256: str | None) -> None:
+    """401 unless the request carries the key (``Authorization: Bearer KEY``)."""
+    if not key_sha256:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    digest = hashlib.sha256(given.strip().encode()).hexdigest()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(digest, key_sha256):
+        raise RequestError(401, "a valid API key is required: Authorization: Bearer KEY")
+
+
+@serve.deployment(max_constructor_retry_count=3, health_check_period_s=5)
+class ModelServer:
+    """One model version behind an HTTP route; ``user_config`` says which version."""
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        import torch
+
+        self.name = name
+        self.options = ServeOptions.model_validate(options)
+        self.predictor: Any = None
+        self.model: dict[str, Any] = {}
+        on_gpu = self.options.gpus_per_replica > 0 and torch.cuda.is_available()
+        self.device = "cuda" if on_gpu else "cpu"
+        torch.set_num_threads(max(1, int(self.options.cpus_per_replica)))
+        self._batched.set_max_batch_size(self.options.max_batch_size)
+        self._batched.set_batch_wait_timeout_s(self.options.batch_wait_ms / 1000)
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        """Load the version named by ``config`` beside the current one, then swap."""
+        if config.get("path") == self.model.get("path"):
+            return
+        from jobs.inference import Predictor
+
+        predictor = await asyncio.to_thread(
+            Predictor, config["path"], self.options.task, self.options.max_batch_tokens, self.device
+        )
+        self.predictor, self.model = predictor, dict(config)
+        log.info("%s now serves %s", self.name, config.get("ref"))
+
+    async def __call__(self, request: HTTPRequest) -> JSONResponse:
+        try:
+            check_api_key(request, self.options.api_key_sha256)
+            sub_path = request.url.path[len(request.scope.get("root_path", "")) :].strip("/")
+            if sub_path:
+                raise RequestError(404, f"no such path under /models/{self.name}: /{sub_path}")
+            if request.method == "GET":
+                return self._respond({"model": self.name, **self._describe()})
+            if request.method != "POST":
+                raise RequestError(405, "use POST with a JSON body (or GET for model details)")
+            predictor, ref = self.predictor, self.model.get("ref")
+            parsed = parse_request(
+                await request.body(),
+                self.options.task,
+                self.options.max_items,
+                self.options.max_input_chars,
+            )
+            predictor.check(parsed)
+            result, ref = await self._batched(parsed)
+            return self._respond(result, ref)
+        except RequestError as exc:
+            return error_response(exc)
+
+    def _describe(self) -> dict[str, Any]:
+        replica = serve.get_replica_context().replica_id.unique_id
+        return {"version": self.model.get("ref"), "replica": replica, **self.predictor.describe()}
+
+    def _respond(self, body: Any, ref: str | None = None) -> JSONResponse:
+        return JSONResponse(body, headers={"X-Model-Version": str(ref or self.model.get("ref"))})
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _batched(self, requests: list[Request]) -> list[tuple[Any, str]]:
+        predictor, ref = self.predictor, self.model.get("ref")  # one version per batch
+        results = await asyncio.to_thread(predictor.run, requests)
+        return [(result, ref) for result in results]
+
+
+@serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0})
+class ModelsIndex:
+    """Answers for /models/<anything not served>: a JSON 404 instead of Serve's plain text."""
+
+    async def __call__(self, request: HTTPRequest) -> JSONResponse:
+        name = request.url.path.rstrip("/").rpartition("/models")[2].strip("/").split("/")[0]
+        if not name:
+            return JSONResponse({"error": "POST to /models/NAME; `orch endpoints list`"}, 404)
+        return JSONResponse(
+            {"error": f"no model named {name!r} is served here", "field": "model"}, 404
+        )
+
+
+def model_app(name: str, options: ServeOptions, model: dict[str, Any]) -> Any:
+    """The bound application for one model. The deployment's code version is a hash of
+    its options, so a redeploy that changes only ``model`` is an in-place update."""
+    version = hashlib.sha256(
+        json.dumps([name, options.model_dump()], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    scaling: dict[str, Any] = (
+        {
+            "autoscaling_config": {
+                "min_replicas": options.autoscale[0],
+                "max_replicas": options.autoscale[1],
+                "target_ongoing_requests": max(1, options.max_batch_size // 2),
+            }
+        }
+        if options.autoscale
+        else {"num_replicas": options.replicas}
+    )
+    deployment = ModelServer.options(
+        user_config=model,
+        max_ongoing_requests=options.max_ongoing_requests,
+        ray_actor_options={
+            "num_cpus": options.cpus_per_replica,
+            "num_gpus": options.gpus_per_replica,
+        },
+        **scaling,
+    )
+    # Ray 2.60 refuses `version=` from users and gives every `serve.run` a random code
+    # version, which restarts all replicas on a promotion. A stable version keeps the
+    # promotion a user_config change (replicas reconfigure in place).
+    deployment = deployment.options(version=version, _internal=True)
+    return deployment.bind(name, options.model_dump())
+
+
+def index_app() -> Any:
+    return ModelsIndex.bind()

@@ -1,0 +1,242 @@
+"""Endpoints: registered model versions served on Ray Serve, following their aliases.
+
+The registry is the record (a ``deployments`` row per endpoint: version, alias, route, URL,
+replicas, options, status); Ray Serve runs it (one application per model, route
+``/models/NAME``). Moving an alias that an endpoint follows rolls the endpoint to the new
+version in place. ``predict`` is a plain HTTP client of the endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from jobs.specs.serving import TASKS, ServeOptions
+from orchestrator import ray_client
+from orchestrator.config import Settings
+from orchestrator.errors import ClusterError, OrchestratorError, UsageError
+from orchestrator.names import parse_versioned
+from orchestrator.registry import Registry, store
+from orchestrator.registry.models import DeploymentStatus, ModelVersion
+
+ROUTE_PREFIX = "/models"
+
+
+class EndpointError(OrchestratorError):
+    """The endpoint answered with an error (its HTTP status and message)."""
+
+    def __init__(self, message: str, hint: str | None = None, status: int = 0) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.hint, self.status))
+
+
+def model_config(version: ModelVersion) -> dict[str, Any]:
+    """What a replica needs to load one version (the deployment's ``user_config``)."""
+    return {
+        "path": version.artifact_uri,
+        "ref": f"{version.model.name}:{version.version}",
+        "model_version_id": version.id,
+    }
+
+
+def check_servable(version: ModelVersion, task: str) -> None:
+    """Refuse before deploying what a replica could not load."""
+    folder = Path(version.artifact_uri)
+    ref = f"{version.model.name}:{version.version}"
+    if not folder.is_dir():
+        raise UsageError(f"the files of {ref} are missing: {folder} does not exist")
+    if not any(folder.glob("*.safetensors")):
+        raise UsageError(f"{ref}: {folder} holds no .safetensors weights (only those are loaded)")
+    if task not in (version.task, "embeddings"):
+        raise UsageError(
+            f"{ref} is a {version.task} model; it can be served as {version.task} or embeddings, "
+            f"not {task}"
+        )
+
+
+def deploy(settings: Settings, registry: Registry, ref: str, **flags: Any) -> str:
+    """Serve NAME[:VERSION|@ALIAS] at /models/NAME (a new endpoint, or an update of it);
+    returns its URL."""
+    name, number, alias = parse_versioned(ref, "model name")
+    api_key = flags.pop("api_key", None) or settings.serve_api_key
+    with registry.session() as session:
+        version = store.get_model_version(session, name, number, alias)
+        task = flags.pop("task", None) or version.task
+        if task not in TASKS:
+            raise UsageError(f"task must be one of {', '.join(TASKS)}, not {task}")
+        check_servable(version, task)
+        options = serve_options(task, api_key, flags)
+        config = model_config(version)
+        store.save_deployment(
+            session,
+            name,
+            model_version_id=version.id,
+            alias=alias,
+            route=f"{ROUTE_PREFIX}/{name}",
+            replicas=options.replicas,
+            autoscaling=_autoscaling(options),
+            status=DeploymentStatus.DEPLOYING,
+            task=task,
+            options=options.model_dump(),
+            message=f"deploying {config['ref']}",
+        )
+    return _run(settings, registry, name, options, config)
+
+
+def serve_options(task: str, api_key: str | None, flags: dict[str, Any]) -> ServeOptions:
+    from pydantic import ValidationError
+
+    try:
+        return ServeOptions(
+            task=task,
+            api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest() if api_key else None,
+            **{k: v for k, v in flags.items() if v is not None},
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors()
+        )
+        raise UsageError(f"bad serving options: {problems}") from None
+
+
+def _autoscaling(options: ServeOptions) -> dict[str, int] | None:
+    if not options.autoscale:
+        return None
+    return {"min_replicas": options.autoscale[0], "max_replicas": options.autoscale[1]}
+
+
+def _run(
+    settings: Settings,
+    registry: Registry,
+    name: str,
+    options: ServeOptions,
+    config: dict[str, Any],
+) -> str:
+    """Deploy on Serve and record the outcome (RUNNING with its URL, or FAILED and why)."""
+    from jobs.serving import INDEX_APP, index_app, model_app
+
+    try:
+        info = ray_client.resolve_cluster(settings, start=True)
+        if INDEX_APP not in ray_client.serve_applications(info):
+            ray_client.serve_run(settings, info, INDEX_APP, index_app(), ROUTE_PREFIX)
+        route = f"{ROUTE_PREFIX}/{name}"
+        url = ray_client.serve_run(settings, info, name, model_app(name, options, config), route)
+    except Exception as exc:
+        with registry.session() as session:
+            store.save_deployment(
+                session, name, status=DeploymentStatus.FAILED, message=f"{config['ref']}: {exc}"
+            )
+        if isinstance(exc, OrchestratorError):
+            raise
+        raise ClusterError(f"serving {config['ref']} failed: {exc}") from exc
+    with registry.session() as session:
+        store.save_deployment(
+            session,
+            name,
+            model_version_id=config["model_version_id"],
+            status=DeploymentStatus.RUNNING,
+            url=url,
+            message=f"serving {config['ref']}",
+        )
+    return url
+
+
+def follow_alias(settings: Settings, registry: Registry, name: str, alias: str) -> list[str]:
+    """Roll every live endpoint that follows NAME@ALIAS to the alias's version now.
+
+    Only the model changes (the deployment's user_config), so Serve swaps it inside the
+    running replicas and requests keep being answered. Returns what was done."""
+    with registry.session() as session:
+        row = store.live_deployment(session, name)
+        if row is None or row.alias != alias:
+            return []
+        version = store.get_model_version(session, name, alias=alias)
+        if row.model_version_id == version.id and row.status == DeploymentStatus.RUNNING:
+            return []
+        options, config = ServeOptions.model_validate(row.options), model_config(version)
+        before = f"{name}:{row.model_version.version}"
+    try:
+        _run(settings, registry, name, options, config)
+    except ClusterError as exc:
+        return [f"endpoint {name} could not follow {name}@{alias}: {exc}"]
+    return [f"endpoint {name} rolled from {before} to {config['ref']}"]
+
+
+def delete(settings: Settings, registry: Registry, name: str) -> str:
+    """Stop serving ``name``; its row stays, marked DELETED."""
+    with registry.session() as session:
+        store.get_deployment(session, name)
+    try:
+        info = ray_client.resolve_cluster(settings)
+        if name in ray_client.serve_applications(info):
+            ray_client.serve_delete(info, name)
+        message = "deleted"
+    except ClusterError:
+        message = "deleted (its cluster was not running)"
+    with registry.session() as session:
+        store.save_deployment(session, name, status=DeploymentStatus.DELETED, message=message)
+    return message
+
+
+def live_status(settings: Settings, name: str) -> dict[str, Any] | None:
+    """What Serve says of the application now (None when no cluster is reachable)."""
+    try:
+        info = ray_client.resolve_cluster(settings)
+        return ray_client.serve_applications(info).get(name, {"status": "NOT_SERVED"})
+    except ClusterError:
+        return None
+
+
+def predict(
+    settings: Settings,
+    registry: Registry,
+    name: str,
+    inputs: Any,
+    parameters: dict[str, Any] | None = None,
+    api_key: str | None = None,
+    timeout: float = 120,
+) -> tuple[Any, str | None, str]:
+    """POST ``inputs`` to endpoint ``name``; returns (result, the version that answered,
+    the endpoint's task)."""
+    with registry.session() as session:
+        row = store.get_deployment(session, name)
+        url, status, task = row.url, row.status, row.task
+    if status != DeploymentStatus.RUNNING or not url:
+        raise EndpointError(
+            f"endpoint {name} is {status}", hint=f"`orch endpoints show {name}` says why"
+        )
+    body = {"inputs": inputs, **({"parameters": parameters} if parameters else {})}
+    return (*post(url, body, api_key or settings.serve_api_key, timeout), task)
+
+
+def post(url: str, body: Any, api_key: str | None, timeout: float) -> tuple[Any, str | None]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {api_key}"} if api_key else {}),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read()), response.headers.get("X-Model-Version")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            message = json.loads(raw).get("error", raw.decode(errors="replace"))
+        except (ValueError, AttributeError):
+            message = raw.decode(errors="replace")[:500]
+        raise EndpointError(f"{url} answered {exc.code}: {message}", status=exc.code) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise EndpointError(
+            f"{url} does not answer: {getattr(exc, 'reason', exc)}",
+            hint="`orch endpoints show NAME` shows what Serve says of it",
+        ) from None

@@ -1,0 +1,207 @@
+"""Serving on the session's real Ray cluster, called over real HTTP: a classifier fine-tuned
+by our own job and a fill-mask model, bad inputs, alias promotion under traffic, the API key,
+and deletion."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from jobs.specs import parse_spec
+from orchestrator import endpoints, submission
+from orchestrator.registry import JobStatus, store
+from orchestrator.registry.models import DeploymentStatus
+from tests.conftest import REPO, make_tiny_model, run_orch
+
+pytestmark = pytest.mark.integration
+
+SST2 = REPO / "jobs" / "data" / "sst2"
+SMALL = {"cpus_per_replica": 0.25, "max_batch_size": 8}
+
+
+def http(url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+    """(status, parsed JSON body, headers) of a GET (body None) or POST."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read()), response.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), exc.headers
+
+
+@pytest.fixture(scope="module")
+def served(ray_cluster: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """tiny-cls:1 fine-tuned by a finetune job, tiny-cls:2 another version, tiny-mlm:1 a
+    masked LM; tiny-cls@production and tiny-mlm served. Endpoints are deleted afterwards so
+    that later tests get the cluster's CPUs back."""
+    settings, registry = ray_cluster["settings"], ray_cluster["registry"]
+    root = tmp_path_factory.mktemp("serving")
+    spec = {
+        "kind": "finetune",
+        "name": "tiny-cls",
+        "base": {"path": str(make_tiny_model(root / "base", "text-classification"))},
+        "data": {
+            "train": {"files": [str(SST2 / "train.tsv")]},
+            "eval": {"files": [str(SST2 / "dev.tsv")]},
+            "max_rows": 256,
+            "columns": {"text": "sentence"},
+            "max_length": 64,
+        },
+        "labels": ["negative", "positive"],
+        "train": {"max_steps": 16, "batch_size": 16, "lr": 1e-3, "eval_steps": 16},
+        "scaling": {"num_workers": 1, "data_cpus": 0.5},
+    }
+    job_id = submission.submit_spec(registry, parse_spec(spec))
+    outcome = submission.follow(registry, job_id, lambda e: None, lambda p: None, timeout=600)
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+    with registry.session() as s:
+        second = make_tiny_model(root / "v2", "text-classification", seed=1)
+        store.add_model_version(
+            s, name="tiny-cls", task="text-classification", artifact_uri=str(second)
+        )
+        mlm = make_tiny_model(root / "mlm", "fill-mask")
+        store.add_model_version(s, name="tiny-mlm", task="fill-mask", artifact_uri=str(mlm))
+        store.set_alias(s, "tiny-cls", 1, "production")
+    urls = {
+        "tiny-cls": endpoints.deploy(settings, registry, "tiny-cls@production", **SMALL),
+        "tiny-mlm": endpoints.deploy(settings, registry, "tiny-mlm", **SMALL),
+    }
+    env = {**os.environ, "ORCH_HOME": str(settings.home), "ORCH_CONFIG": str(root / "none.yaml")}
+    yield {"urls": urls, "env": env, **ray_cluster}
+    for name in urls:
+        with registry.session() as s:
+            live = store.live_deployment(s, name) is not None
+        if live:
+            endpoints.delete(settings, registry, name)
+
+
+def test_a_fine_tuned_classifier_and_a_fill_mask_model_answer_over_http(served: dict) -> None:
+    cls, mlm = served["urls"]["tiny-cls"], served["urls"]["tiny-mlm"]
+    status, body, headers = http(cls, {"inputs": "a moving and beautiful film"})
+    assert status == 200 and headers["X-Model-Version"] == "tiny-cls:1"
+    assert len(body) == 1 and body[0]["label"] in ("negative", "positive")
+    status, body, _ = http(cls, {"inputs": ["great", "awful"], "parameters": {"top_k": 2}})
+    assert status == 200 and [len(b) for b in body] == [2, 2]
+    assert sum(item["score"] for item in body[0]) == pytest.approx(1.0, abs=1e-4)
+    status, body, _ = http(cls, {"inputs": {"text": "It rained.", "text_pair": "It was wet."}})
+    assert status == 200 and body[0]["label"] in ("negative", "positive")
+    status, body, _ = http(cls)
+    assert status == 200 and body["labels"] == ["negative", "positive"]
+    assert body["version"] == "tiny-cls:1" and body["task"] == "text-classification"
+
+    status, body, _ = http(mlm, {"inputs": "the princess of [MASK] smiled"})
+    assert status == 200 and len(body) == 5 and "[MASK]" not in body[0]["sequence"]
+
+    with served["registry"].session() as s:
+        row = store.get_deployment(s, "tiny-cls")
+        assert row.status == DeploymentStatus.RUNNING and row.url == cls
+        assert row.route == "/models/tiny-cls" and row.alias == "production"
+    out = run_orch(["predict", "tiny-cls", "lovely", "dull", "--format", "json"], served["env"])
+    assert out.returncode == 0, out.stderr
+    assert [len(answer) for answer in json.loads(out.stdout)] == [1, 1]
+    out = run_orch(["endpoints", "list", "--format", "json"], served["env"], check=True)
+    listed = {row["name"]: row for row in json.loads(out.stdout)}
+    assert listed["tiny-mlm"]["status"] == "RUNNING" and listed["tiny-cls"]["model"] == "tiny-cls:1"
+
+
+def test_bad_inputs_get_a_json_4xx_and_the_replica_keeps_serving(served: dict) -> None:
+    url = served["urls"]["tiny-cls"]
+    bad = [
+        (b"{oops", 400),
+        ({"inputs": 3}, 422),
+        ({"inputs": ""}, 422),
+        ({"inputs": "x" * 100_000}, 413),
+        ({"inputs": ["fine"] * 1000}, 413),
+        ({"inputs": "x", "parameters": {"top_k": "many"}}, 422),
+    ]
+    for body, expected in bad:
+        status, answer, _ = http(url, body)
+        assert status == expected and answer["error"], body if len(str(body)) < 80 else "long"
+    status, answer, _ = http(served["urls"]["tiny-mlm"], {"inputs": "nothing masked"})
+    assert status == 422 and "[MASK]" in answer["error"]
+    unknown = url.rpartition("/")[0] + "/no-such-model"
+    status, answer, _ = http(unknown, {"inputs": "hello"})
+    assert status == 404 and "no-such-model" in answer["error"]
+    status, answer, _ = http(url, {"inputs": "still here"})
+    assert status == 200
+
+
+def test_promote_and_rollback_under_traffic_fail_no_request(served: dict) -> None:
+    url, env = served["urls"]["tiny-cls"], served["env"]
+    seen: Counter[str] = Counter()
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            try:
+                status, _body, headers = http(url, {"inputs": ["a fine film", "a dull one"]})
+                seen[headers["X-Model-Version"] if status == 200 else f"HTTP {status}"] += 1
+                if status != 200:
+                    failures.append(str(status))
+            except Exception as exc:  # noqa: BLE001 - every failure counts
+                failures.append(repr(exc))
+
+    replica = http(url)[1]["replica"]
+    threads = [threading.Thread(target=traffic) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        out = run_orch(["models", "promote", "tiny-cls", "2", "--alias", "production"], env)
+        assert out.returncode == 0 and "rolled from tiny-cls:1 to tiny-cls:2" in out.stderr, (
+            out.stderr
+        )
+        after_promote = dict(seen)
+        out = run_orch(["models", "rollback", "tiny-cls", "--alias", "production"], env)
+        assert out.returncode == 0 and "to tiny-cls:1" in out.stderr, out.stderr
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert after_promote.get("tiny-cls:2", 0) > 0 and seen["tiny-cls:1"] > 0
+    _status, _body, headers = http(url, {"inputs": "after the rollback"})
+    assert headers["X-Model-Version"] == "tiny-cls:1"
+    assert http(url)[1]["replica"] == replica  # swapped inside the running replica
+    with served["registry"].session() as s:
+        assert store.get_deployment(s, "tiny-cls").model_version.version == 1
+
+
+def test_embeddings_behind_an_api_key(served: dict) -> None:
+    settings, registry, env = served["settings"], served["registry"], served["env"]
+    url = endpoints.deploy(
+        settings, registry, "tiny-mlm", task="embeddings", api_key="s3cret-key", **SMALL
+    )
+    status, answer, _ = http(url, {"inputs": "hello"})
+    assert status == 401 and "API key" in answer["error"]
+    status, _, _ = http(url, {"inputs": "hello"}, {"Authorization": "Bearer wrong"})
+    assert status == 401
+    status, vector, _ = http(url, {"inputs": "hello"}, {"Authorization": "Bearer s3cret-key"})
+    assert status == 200 and len(vector) == 32
+    assert sum(x * x for x in vector) == pytest.approx(1.0, abs=1e-4)
+    out = run_orch(["predict", "tiny-mlm", "hello"], env)
+    assert out.returncode == 1 and "401" in out.stderr
+    out = run_orch(["predict", "tiny-mlm", "hello"], {**env, "ORCH_SERVE_API_KEY": "s3cret-key"})
+    assert out.returncode == 0 and "32" in out.stdout, out.stderr
+
+
+def test_a_deleted_endpoint_stops_answering_and_says_so(served: dict) -> None:
+    url, env = served["urls"]["tiny-mlm"], served["env"]
+    out = run_orch(["endpoints", "delete", "tiny-mlm"], env)
+    assert out.returncode == 0, out.stderr
+    status, answer, _ = http(url, {"inputs": "the [MASK] is red"})
+    assert status == 404 and "tiny-mlm" in answer["error"]
+    out = run_orch(["endpoints", "list", "--all", "--format", "json"], env, check=True)
+    rows = [row for row in json.loads(out.stdout) if row["name"] == "tiny-mlm"]
+    assert [row["status"] for row in rows] == ["DELETED"]
+    out = run_orch(["predict", "tiny-mlm", "hello"], env)
+    assert out.returncode == 2 and "no endpoint named tiny-mlm" in out.stderr
