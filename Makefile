@@ -1,6 +1,6 @@
 # Everything a new machine needs, from nothing but Python 3.11+:
 #   make demo   local Ray cluster; tokenizer, masked-LM pretraining, fine-tuning, evaluation;
-#               the registry; and how to use what was trained
+#               the registry; the classifier served over HTTP and called
 #   make test   the whole test suite (unit, integration on real Ray, e2e through the CLI)
 PYTHON ?= python3
 VENV ?= .venv
@@ -46,6 +46,9 @@ demo: install
 		| $(BIN)/python -c "import json,sys; print(json.load(sys.stdin)[0]['version'])") \
 		--alias production
 	$(ORCH) submit jobs/configs/evaluate-sst2.yaml --set model=sst2-minilm@production --wait
+	$(ORCH) serve sst2-minilm@production
+	$(ORCH) predict sst2-minilm "a gorgeous, witty, seductive movie." \
+		"the plot is nothing but boilerplate."
 	$(BIN)/python -m jobs.demo
 
 # Ours against the plain Hugging Face recipes, same data and hardware, one run each; the

@@ -1,4 +1,4 @@
-"""The end of `make demo`: what the demo's jobs registered, and how to use it.
+"""The end of `make demo`: what the demo's jobs registered and served, and how to use it.
 
 Reads everything from the registry (no hard-coded paths), so it shows what a user gets.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+from orchestrator import endpoints
 from orchestrator.config import load_settings
 from orchestrator.registry import Registry, store
 
@@ -42,7 +43,12 @@ def main() -> int:
     tokens = tokenizer.convert_ids_to_tokens(tokenizer(SENTENCES[0])["input_ids"])
     fill = pipeline("fill-mask", model=mlm.artifact_uri)
     guesses = [g["token_str"] for g in fill("the princess of [MASK] smiled.")[:3]]
-    classify = pipeline("text-classification", model=clf.artifact_uri)
+    with registry.session() as s:
+        endpoint = store.get_deployment(s, CLASSIFIER)
+        url = endpoint.url
+    answers, answered_by = endpoints.post(
+        url, {"inputs": SENTENCES[1:]}, settings.serve_api_key, timeout=60
+    )
     print("\n== demo summary ==")
     print(f"registry    {settings.resolved_registry_url}")
     print(
@@ -60,11 +66,16 @@ def main() -> int:
         f"{clf.metrics.get('accuracy', 0):.3f}, f1 {clf.metrics.get('f1', 0):.3f} "
         f"(job #{clf.job_id}, {_took(jobs.get(CLASSIFIER))})"
     )
-    for text, pred in zip(SENTENCES[1:], classify(SENTENCES[1:]), strict=True):
-        print(f"            {text!r} -> {pred['label']} ({pred['score']:.2f})")
+    print(f"endpoint    {url}  (Ray Serve, answered by {answered_by})")
+    for text, answer in zip(SENTENCES[1:], answers, strict=True):
+        print(f"            {text!r} -> {answer[0]['label']} ({answer[0]['score']:.2f})")
+    print(
+        f"            curl -s {url} -H 'Content-Type: application/json' "
+        """-d '{"inputs": "what a lovely film"}'"""
+    )
     print(f"artifacts   {settings.resolved_artifact_root}")
     print(
-        "next        orch jobs list | orch models list --sort accuracy | "
+        "next        orch jobs list | orch models list --sort accuracy | orch endpoints list | "
         f"orch jobs plot {clf.job_id} -o curves.png | orch cluster down"
     )
     return 0

@@ -24,16 +24,28 @@ MODEL_CLASSES = {
 class Predictor:
     """A loaded model and tokenizer for one task."""
 
-    def __init__(self, path: str, task: str, max_batch_tokens: int, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        path: str,
+        task: str,
+        max_batch_tokens: int | None = None,
+        device: str = "cpu",
+        quantize: str = "none",
+    ) -> None:
         import transformers
 
         folder = Path(path)
         if not any(folder.glob("*.safetensors")):
             raise FileNotFoundError(f"{folder} holds no .safetensors weights")
-        self.task, self.device, self.max_batch_tokens = task, device, max_batch_tokens
+        self.task, self.device = task, device
+        self.max_batch_tokens = max_batch_tokens or (512 if device == "cpu" else 16384)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
         model_class = getattr(transformers, MODEL_CLASSES[task])
         self.model = model_class.from_pretrained(folder, use_safetensors=True).to(device).eval()
+        if quantize == "int8" and device == "cpu":
+            self.model = torch.ao.quantization.quantize_dynamic(
+                self.model, {torch.nn.Linear}, dtype=torch.qint8
+            )
         config = self.model.config
         positions = getattr(config, "max_position_embeddings", None) or 512
         if config.model_type in ("roberta", "xlm-roberta", "camembert"):

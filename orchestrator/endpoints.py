@@ -143,9 +143,24 @@ def _run(
             model_version_id=config["model_version_id"],
             status=DeploymentStatus.RUNNING,
             url=url,
+            cluster=info.gcs_address,
             message=f"serving {config['ref']}",
         )
     return url
+
+
+def forget_cluster(registry: Registry, gcs_address: str) -> int:
+    """Mark the endpoints of a cluster that was stopped as DELETED; returns how many."""
+    with registry.session() as session:
+        rows = [r for r in store.list_deployments(session) if r.cluster == gcs_address]
+        for row in rows:
+            store.save_deployment(
+                session,
+                row.name,
+                status=DeploymentStatus.DELETED,
+                message="its cluster was stopped",
+            )
+        return len(rows)
 
 
 def follow_alias(settings: Settings, registry: Registry, name: str, alias: str) -> list[str]:

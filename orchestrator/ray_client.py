@@ -136,8 +136,18 @@ def local_cluster(settings: Settings) -> ClusterInfo | None:
     return info if _reachable(info.gcs_address) else None
 
 
+# Ray Serve runs each replica's code and each proxy's router on an event loop of their own
+# thread by default; on the same loop, a request costs ~30% less CPU (measured on 2 cores:
+# 157 vs 116 requests/s through the proxy at concurrency 16). Our replicas never block
+# their loop (inference and model loading run in worker threads), so the same loop is safe.
+SERVE_ENV = {
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+}
+
+
 def _ray_env(info_env: dict[str, str]) -> dict[str, str]:
-    env = {**os.environ, **info_env, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**SERVE_ENV, **os.environ, **info_env, "RAY_USAGE_STATS_ENABLED": "0"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PROJECT_ROOT, env.get("PYTHONPATH")) if p)
     return env
 
@@ -202,12 +212,14 @@ def _gcs_address_from(temp_dir: str, port: int) -> str:
     return f"{ip or socket.gethostbyname(socket.gethostname())}:{port}"
 
 
-def _our_processes(temp_dir: str) -> list[psutil.Process]:
-    """Every process of the cluster that uses ``temp_dir``, with all its descendants."""
+def _our_processes(temp_dir: str, gcs_address: str | None = None) -> list[psutil.Process]:
+    """Every process of the cluster that uses ``temp_dir`` or names its GCS address (the Ray
+    client server names only the address), with all their descendants."""
+    marks = [temp_dir] + ([f"--address={gcs_address}"] if gcs_address else [])
     roots = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if any(temp_dir in arg for arg in proc.info["cmdline"] or []):
+            if any(mark in arg for arg in proc.info["cmdline"] or [] for mark in marks):
                 roots.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -225,10 +237,9 @@ def stop_local_cluster(settings: Settings) -> int:
     """Stop the local cluster's processes (and only those). Returns how many were stopped."""
     with _cluster_lock(settings):
         path = settings.cluster_dir / STATE_FILE
-        temp_dir = (
-            json.loads(path.read_text()).get("temp_dir") if path.is_file() else _temp_dir(settings)
-        )
-        procs = _our_processes(temp_dir)
+        state = json.loads(path.read_text()) if path.is_file() else {}
+        temp_dir = state.get("temp_dir") or _temp_dir(settings)
+        procs = _our_processes(temp_dir, state.get("gcs_address"))
         for proc in procs:
             with suppress(psutil.NoSuchProcess):
                 proc.send_signal(signal.SIGTERM)
@@ -456,7 +467,11 @@ def serve_start(settings: Settings, info: ClusterInfo) -> str:
 
     port = settings.serve_port or info.serve_port or 8000
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    serve.start(proxy_location="HeadOnly", http_options={"host": settings.serve_host, "port": port})
+    serve.start(
+        proxy_location="HeadOnly",
+        http_options={"host": settings.serve_host, "port": port},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    )
     client = _get_global_client()
     assert client is not None  # serve.start() has just made sure it runs
     http = client.http_config

@@ -69,7 +69,11 @@ def status(fmt: str, address: str | None) -> None:
 @cluster.command("down")
 def down() -> None:
     """Stop the local cluster started by `orch cluster up` (only its own processes)."""
-    from orchestrator import ray_client
+    from orchestrator import endpoints, ray_client
 
-    count = ray_client.stop_local_cluster(settings())
+    s = settings()
+    running = ray_client.local_cluster(s)
+    count = ray_client.stop_local_cluster(s)
     info(f"stopped {count} Ray process(es)" if count else "no local cluster was running")
+    if running and (gone := endpoints.forget_cluster(registry(s), running.gcs_address)):
+        info(f"{gone} endpoint(s) served there are marked DELETED")

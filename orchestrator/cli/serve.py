@@ -51,6 +51,13 @@ def _autoscale(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 @click.option("--gpus-per-replica", type=float, default=None, help="Default 0.")
 @click.option("--task", type=TASK_CHOICE, default=None, help="Default: the model's task.")
 @click.option("--max-batch-size", type=int, default=None, help="Requests per batch (32).")
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "int8"]),
+    default=None,
+    help="int8: dynamic int8 linear layers on CPU replicas (about 2x faster, slightly "
+    "different scores).",
+)
 @api_key_option
 @address_option
 def serve(ref: str, address: str | None, **flags: Any) -> None:

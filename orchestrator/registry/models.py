@@ -238,6 +238,7 @@ class Deployment(Base):
     task: Mapped[str] = mapped_column(String(32), server_default="")
     options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     message: Mapped[str | None] = mapped_column(Text)
+    cluster: Mapped[str | None] = mapped_column(String(256))  # GCS address it runs on
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -289,7 +289,8 @@ def test_cluster_down_stops_only_its_own_cluster(
     state = json.loads((Path(cli_cluster["ORCH_HOME"]) / "cluster" / "state.json").read_text())
     down = run_orch(["cluster", "down"], cli_cluster, check=True)
     assert "stopped" in down.stderr
-    assert ray_client._our_processes(state["temp_dir"]) == []
+    # nothing left behind, the Ray client server (which names only the address) included
+    assert ray_client._our_processes(state["temp_dir"], state["gcs_address"]) == []
     assert not ray_client._reachable(state["gcs_address"])
     assert ray_client._reachable(ray_cluster["info"].gcs_address)  # the other cluster lives
     status = run_orch(["cluster", "status"], cli_cluster)

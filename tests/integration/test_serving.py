@@ -111,6 +111,10 @@ def test_a_fine_tuned_classifier_and_a_fill_mask_model_answer_over_http(served: 
     out = run_orch(["endpoints", "list", "--format", "json"], served["env"], check=True)
     listed = {row["name"]: row for row in json.loads(out.stdout)}
     assert listed["tiny-mlm"]["status"] == "RUNNING" and listed["tiny-cls"]["model"] == "tiny-cls:1"
+    out = run_orch(["endpoints", "show", "tiny-cls", "--format", "json"], served["env"], check=True)
+    shown = json.loads(out.stdout)
+    assert shown["serve"]["status"] == "RUNNING" and shown["serve"]["replicas"] == {"RUNNING": 1}
+    assert shown["url"] == cls and shown["api_key"] == "none"
 
 
 def test_bad_inputs_get_a_json_4xx_and_the_replica_keeps_serving(served: dict) -> None:
@@ -177,10 +181,11 @@ def test_promote_and_rollback_under_traffic_fail_no_request(served: dict) -> Non
 
 
 def test_embeddings_behind_an_api_key(served: dict) -> None:
-    settings, registry, env = served["settings"], served["registry"], served["env"]
-    url = endpoints.deploy(
-        settings, registry, "tiny-mlm", task="embeddings", api_key="s3cret-key", **SMALL
-    )
+    env = served["env"]
+    args = ["serve", "tiny-mlm", "--task", "embeddings", "--api-key", "s3cret-key"]
+    args += ["--cpus-per-replica", "0.25", "--max-batch-size", "8"]
+    url = run_orch(args, env, check=True).stdout.strip()
+    assert url == served["urls"]["tiny-mlm"]
     status, answer, _ = http(url, {"inputs": "hello"})
     assert status == 401 and "API key" in answer["error"]
     status, _, _ = http(url, {"inputs": "hello"}, {"Authorization": "Bearer wrong"})

@@ -1,4 +1,4 @@
-"""deployments: the task served, the serving options, and a status message
+"""deployments: the task served, the serving options, a status message, the cluster
 
 Revision ID: 0002
 Revises: 0001
@@ -21,10 +21,12 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("options", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("message", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("cluster", sa.String(length=256), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("deployments", schema=None) as batch_op:
+        batch_op.drop_column("cluster")
         batch_op.drop_column("message")
         batch_op.drop_column("options")
         batch_op.drop_column("task")
