@@ -57,6 +57,8 @@ bench: install
 	$(BIN)/python bench/tokenize.py
 	$(BIN)/python bench/finetune.py
 	$(BIN)/python bench/pretrain.py
+	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/sst2_full.py    # the longest: about 20 minutes on 2 cores
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -116,7 +116,7 @@ def _read_hf(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
 
 def _read_args() -> dict[str, Any]:
     """Read tasks take a fraction of a CPU so that they fit beside the training workers."""
-    return {"ray_remote_args": {"num_cpus": READ_CPUS}}
+    return {"num_cpus": READ_CPUS}  # `ray_remote_args=` is deprecated in Ray 2.60
 
 
 # Every Ray Data operator asks for a fraction of a CPU: with the default of 1 CPU a task

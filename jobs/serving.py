@@ -90,18 +90,20 @@ class ModelServer:
                 return self._respond({"model": self.name, **self._describe()})
             if request.method != "POST":
                 raise RequestError(405, "use POST with a JSON body (or GET for model details)")
-            predictor, ref = self.predictor, self.model.get("ref")
             parsed = parse_request(
                 await request.body(),
                 self.options.task,
                 self.options.max_items,
                 self.options.max_input_chars,
             )
-            predictor.check(parsed)
+            self.predictor.check(parsed)
             result, ref = await self._batched(parsed)
             return self._respond(result, ref)
         except RequestError as exc:
             return error_response(exc)
+        except Exception as exc:  # noqa: BLE001 - a JSON 500 that says why, replica serving on
+            log.exception("%s: inference failed", self.name)
+            return error_response(RequestError(500, f"inference failed: {exc!r}"))
 
     def _describe(self) -> dict[str, Any]:
         replica = serve.get_replica_context().replica_id.unique_id
@@ -115,7 +117,7 @@ class ModelServer:
     def _respond(self, body: Any, ref: str | None = None) -> JSONResponse:
         return JSONResponse(body, headers={"X-Model-Version": str(ref or self.model.get("ref"))})
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)  # both set in __init__
     async def _batched(self, requests: list[Request]) -> list[tuple[Any, str]]:
         predictor, ref = self.predictor, self.model.get("ref")  # one version per batch
         started = time.perf_counter()

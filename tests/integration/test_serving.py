@@ -40,14 +40,14 @@ def http(url: str, body: Any = None, headers: dict[str, str] | None = None) -> t
 
 @pytest.fixture(scope="module")
 def served(ray_cluster: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """tiny-cls:1 fine-tuned by a finetune job, tiny-cls:2 another version, tiny-mlm:1 a
-    masked LM; tiny-cls@production and tiny-mlm served. Endpoints are deleted afterwards so
+    """serve-cls:1 fine-tuned by a finetune job, serve-cls:2 another version, serve-mlm:1 a
+    masked LM; serve-cls@production and serve-mlm served. Endpoints are deleted afterwards so
     that later tests get the cluster's CPUs back."""
     settings, registry = ray_cluster["settings"], ray_cluster["registry"]
     root = tmp_path_factory.mktemp("serving")
     spec = {
         "kind": "finetune",
-        "name": "tiny-cls",
+        "name": "serve-cls",
         "base": {"path": str(make_tiny_model(root / "base", "text-classification"))},
         "data": {
             "train": {"files": [str(SST2 / "train.tsv")]},
@@ -66,14 +66,14 @@ def served(ray_cluster: dict, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with registry.session() as s:
         second = make_tiny_model(root / "v2", "text-classification", seed=1)
         store.add_model_version(
-            s, name="tiny-cls", task="text-classification", artifact_uri=str(second)
+            s, name="serve-cls", task="text-classification", artifact_uri=str(second)
         )
         mlm = make_tiny_model(root / "mlm", "fill-mask")
-        store.add_model_version(s, name="tiny-mlm", task="fill-mask", artifact_uri=str(mlm))
-        store.set_alias(s, "tiny-cls", 1, "production")
+        store.add_model_version(s, name="serve-mlm", task="fill-mask", artifact_uri=str(mlm))
+        store.set_alias(s, "serve-cls", 1, "production")
     urls = {
-        "tiny-cls": endpoints.deploy(settings, registry, "tiny-cls@production", **SMALL),
-        "tiny-mlm": endpoints.deploy(settings, registry, "tiny-mlm", **SMALL),
+        "serve-cls": endpoints.deploy(settings, registry, "serve-cls@production", **SMALL),
+        "serve-mlm": endpoints.deploy(settings, registry, "serve-mlm", **SMALL),
     }
     env = {**os.environ, "ORCH_HOME": str(settings.home), "ORCH_CONFIG": str(root / "none.yaml")}
     yield {"urls": urls, "env": env, **ray_cluster}
@@ -85,9 +85,9 @@ def served(ray_cluster: dict, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def test_a_fine_tuned_classifier_and_a_fill_mask_model_answer_over_http(served: dict) -> None:
-    cls, mlm = served["urls"]["tiny-cls"], served["urls"]["tiny-mlm"]
+    cls, mlm = served["urls"]["serve-cls"], served["urls"]["serve-mlm"]
     status, body, headers = http(cls, {"inputs": "a moving and beautiful film"})
-    assert status == 200 and headers["X-Model-Version"] == "tiny-cls:1"
+    assert status == 200 and headers["X-Model-Version"] == "serve-cls:1"
     assert len(body) == 1 and body[0]["label"] in ("negative", "positive")
     status, body, _ = http(cls, {"inputs": ["great", "awful"], "parameters": {"top_k": 2}})
     assert status == 200 and [len(b) for b in body] == [2, 2]
@@ -96,29 +96,33 @@ def test_a_fine_tuned_classifier_and_a_fill_mask_model_answer_over_http(served: 
     assert status == 200 and body[0]["label"] in ("negative", "positive")
     status, body, _ = http(cls)
     assert status == 200 and body["labels"] == ["negative", "positive"]
-    assert body["version"] == "tiny-cls:1" and body["task"] == "text-classification"
+    assert body["version"] == "serve-cls:1" and body["task"] == "text-classification"
 
     status, body, _ = http(mlm, {"inputs": "the princess of [MASK] smiled"})
     assert status == 200 and len(body) == 5 and "[MASK]" not in body[0]["sequence"]
 
     with served["registry"].session() as s:
-        row = store.get_deployment(s, "tiny-cls")
+        row = store.get_deployment(s, "serve-cls")
         assert row.status == DeploymentStatus.RUNNING and row.url == cls
-        assert row.route == "/models/tiny-cls" and row.alias == "production"
-    out = run_orch(["predict", "tiny-cls", "lovely", "dull", "--format", "json"], served["env"])
+        assert row.route == "/models/serve-cls" and row.alias == "production"
+    out = run_orch(["predict", "serve-cls", "lovely", "dull", "--format", "json"], served["env"])
     assert out.returncode == 0, out.stderr
     assert [len(answer) for answer in json.loads(out.stdout)] == [1, 1]
     out = run_orch(["endpoints", "list", "--format", "json"], served["env"], check=True)
     listed = {row["name"]: row for row in json.loads(out.stdout)}
-    assert listed["tiny-mlm"]["status"] == "RUNNING" and listed["tiny-cls"]["model"] == "tiny-cls:1"
-    out = run_orch(["endpoints", "show", "tiny-cls", "--format", "json"], served["env"], check=True)
+    assert (
+        listed["serve-mlm"]["status"] == "RUNNING" and listed["serve-cls"]["model"] == "serve-cls:1"
+    )
+    out = run_orch(
+        ["endpoints", "show", "serve-cls", "--format", "json"], served["env"], check=True
+    )
     shown = json.loads(out.stdout)
     assert shown["serve"]["status"] == "RUNNING" and shown["serve"]["replicas"] == {"RUNNING": 1}
     assert shown["url"] == cls and shown["api_key"] == "none"
 
 
 def test_bad_inputs_get_a_json_4xx_and_the_replica_keeps_serving(served: dict) -> None:
-    url = served["urls"]["tiny-cls"]
+    url = served["urls"]["serve-cls"]
     bad = [
         (b"{oops", 400),
         ({"inputs": 3}, 422),
@@ -130,7 +134,7 @@ def test_bad_inputs_get_a_json_4xx_and_the_replica_keeps_serving(served: dict) -
     for body, expected in bad:
         status, answer, _ = http(url, body)
         assert status == expected and answer["error"], body if len(str(body)) < 80 else "long"
-    status, answer, _ = http(served["urls"]["tiny-mlm"], {"inputs": "nothing masked"})
+    status, answer, _ = http(served["urls"]["serve-mlm"], {"inputs": "nothing masked"})
     assert status == 422 and "[MASK]" in answer["error"]
     unknown = url.rpartition("/")[0] + "/no-such-model"
     status, answer, _ = http(unknown, {"inputs": "hello"})
@@ -140,7 +144,7 @@ def test_bad_inputs_get_a_json_4xx_and_the_replica_keeps_serving(served: dict) -
 
 
 def test_promote_and_rollback_under_traffic_fail_no_request(served: dict) -> None:
-    url, env = served["urls"]["tiny-cls"], served["env"]
+    url, env = served["urls"]["serve-cls"], served["env"]
     seen: Counter[str] = Counter()
     failures: list[str] = []
     stop = threading.Event()
@@ -160,32 +164,32 @@ def test_promote_and_rollback_under_traffic_fail_no_request(served: dict) -> Non
     for t in threads:
         t.start()
     try:
-        out = run_orch(["models", "promote", "tiny-cls", "2", "--alias", "production"], env)
-        assert out.returncode == 0 and "rolled from tiny-cls:1 to tiny-cls:2" in out.stderr, (
+        out = run_orch(["models", "promote", "serve-cls", "2", "--alias", "production"], env)
+        assert out.returncode == 0 and "rolled from serve-cls:1 to serve-cls:2" in out.stderr, (
             out.stderr
         )
         after_promote = dict(seen)
-        out = run_orch(["models", "rollback", "tiny-cls", "--alias", "production"], env)
-        assert out.returncode == 0 and "to tiny-cls:1" in out.stderr, out.stderr
+        out = run_orch(["models", "rollback", "serve-cls", "--alias", "production"], env)
+        assert out.returncode == 0 and "to serve-cls:1" in out.stderr, out.stderr
     finally:
         stop.set()
         for t in threads:
             t.join()
     assert failures == []
-    assert after_promote.get("tiny-cls:2", 0) > 0 and seen["tiny-cls:1"] > 0
+    assert after_promote.get("serve-cls:2", 0) > 0 and seen["serve-cls:1"] > 0
     _status, _body, headers = http(url, {"inputs": "after the rollback"})
-    assert headers["X-Model-Version"] == "tiny-cls:1"
+    assert headers["X-Model-Version"] == "serve-cls:1"
     assert http(url)[1]["replica"] == replica  # swapped inside the running replica
     with served["registry"].session() as s:
-        assert store.get_deployment(s, "tiny-cls").model_version.version == 1
+        assert store.get_deployment(s, "serve-cls").model_version.version == 1
 
 
 def test_embeddings_behind_an_api_key(served: dict) -> None:
     env = served["env"]
-    args = ["serve", "tiny-mlm", "--task", "embeddings", "--api-key", "s3cret-key"]
+    args = ["serve", "serve-mlm", "--task", "embeddings", "--api-key", "s3cret-key"]
     args += ["--cpus-per-replica", "0.25", "--max-batch-size", "8"]
     url = run_orch(args, env, check=True).stdout.strip()
-    assert url == served["urls"]["tiny-mlm"]
+    assert url == served["urls"]["serve-mlm"]
     status, answer, _ = http(url, {"inputs": "hello"})
     assert status == 401 and "API key" in answer["error"]
     status, _, _ = http(url, {"inputs": "hello"}, {"Authorization": "Bearer wrong"})
@@ -193,20 +197,20 @@ def test_embeddings_behind_an_api_key(served: dict) -> None:
     status, vector, _ = http(url, {"inputs": "hello"}, {"Authorization": "Bearer s3cret-key"})
     assert status == 200 and len(vector) == 32
     assert sum(x * x for x in vector) == pytest.approx(1.0, abs=1e-4)
-    out = run_orch(["predict", "tiny-mlm", "hello"], env)
+    out = run_orch(["predict", "serve-mlm", "hello"], env)
     assert out.returncode == 1 and "401" in out.stderr
-    out = run_orch(["predict", "tiny-mlm", "hello"], {**env, "ORCH_SERVE_API_KEY": "s3cret-key"})
+    out = run_orch(["predict", "serve-mlm", "hello"], {**env, "ORCH_SERVE_API_KEY": "s3cret-key"})
     assert out.returncode == 0 and "32" in out.stdout, out.stderr
 
 
 def test_a_deleted_endpoint_stops_answering_and_says_so(served: dict) -> None:
-    url, env = served["urls"]["tiny-mlm"], served["env"]
-    out = run_orch(["endpoints", "delete", "tiny-mlm"], env)
+    url, env = served["urls"]["serve-mlm"], served["env"]
+    out = run_orch(["endpoints", "delete", "serve-mlm"], env)
     assert out.returncode == 0, out.stderr
     status, answer, _ = http(url, {"inputs": "the [MASK] is red"})
-    assert status == 404 and "tiny-mlm" in answer["error"]
+    assert status == 404 and "serve-mlm" in answer["error"]
     out = run_orch(["endpoints", "list", "--all", "--format", "json"], env, check=True)
-    rows = [row for row in json.loads(out.stdout) if row["name"] == "tiny-mlm"]
+    rows = [row for row in json.loads(out.stdout) if row["name"] == "serve-mlm"]
     assert [row["status"] for row in rows] == ["DELETED"]
-    out = run_orch(["predict", "tiny-mlm", "hello"], env)
-    assert out.returncode == 2 and "no endpoint named tiny-mlm" in out.stderr
+    out = run_orch(["predict", "serve-mlm", "hello"], env)
+    assert out.returncode == 2 and "no endpoint named serve-mlm" in out.stderr
