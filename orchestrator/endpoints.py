@@ -120,10 +120,13 @@ def _run(
     config: dict[str, Any],
 ) -> str:
     """Deploy on Serve and record the outcome (RUNNING with its URL, or FAILED and why)."""
-    from jobs.serving import INDEX_APP, index_app, model_app
-
     try:
         info = ray_client.resolve_cluster(settings, start=True)
+        # Connect before importing Ray Serve: Ray reads the auth token once per process, and
+        # an import that came first would fix it to "none" (then every call is refused).
+        ray_client.connect(info)
+        from jobs.serving import INDEX_APP, index_app, model_app
+
         if INDEX_APP not in ray_client.serve_applications(info):
             ray_client.serve_run(settings, info, INDEX_APP, index_app(), ROUTE_PREFIX)
         route = f"{ROUTE_PREFIX}/{name}"

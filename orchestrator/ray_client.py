@@ -213,13 +213,21 @@ def _gcs_address_from(temp_dir: str, port: int) -> str:
 
 
 def _our_processes(temp_dir: str, gcs_address: str | None = None) -> list[psutil.Process]:
-    """Every process of the cluster that uses ``temp_dir`` or names its GCS address (the Ray
-    client server names only the address), with all their descendants."""
-    marks = [temp_dir] + ([f"--address={gcs_address}"] if gcs_address else [])
+    """Every process of the cluster that uses ``temp_dir`` or names its GCS (the Ray client
+    server names only ``--address=IP:PORT``, with whichever of this machine's IPs Ray
+    picked), with all their descendants."""
+    local_ips = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
+    port = gcs_address.rpartition(":")[2] if gcs_address else None
+
+    def ours(arg: str) -> bool:
+        host, _, arg_port = arg.removeprefix("--address=").rpartition(":")
+        by_gcs = arg.startswith("--address=") and arg_port == port and host in local_ips
+        return temp_dir in arg or by_gcs
+
     roots = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if any(mark in arg for arg in proc.info["cmdline"] or [] for mark in marks):
+            if any(ours(arg) for arg in proc.info["cmdline"] or []):
                 roots.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue

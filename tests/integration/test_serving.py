@@ -75,7 +75,9 @@ def served(ray_cluster: dict, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "serve-cls": endpoints.deploy(settings, registry, "serve-cls@production", **SMALL),
         "serve-mlm": endpoints.deploy(settings, registry, "serve-mlm", **SMALL),
     }
-    env = {**os.environ, "ORCH_HOME": str(settings.home), "ORCH_CONFIG": str(root / "none.yaml")}
+    # the CLI must find the cluster's token by itself: not from this process's Ray settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(ORCH_HOME=str(settings.home), ORCH_CONFIG=str(root / "none.yaml"))
     yield {"urls": urls, "env": env, **ray_cluster}
     for name in urls:
         with registry.session() as s:
