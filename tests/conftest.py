@@ -112,14 +112,20 @@ def orch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def gutenberg() -> Path:
-    if not GUTENBERG.is_file():
-        message = f"{GUTENBERG} is not here (the shared datasets live beside the checkout)"
+def shared_data(path: Path) -> Path:
+    """A file or folder of ../shared/data: skipped locally when missing, a failure in CI
+    (CI=true), so the tests that need real data can never be skipped silently there."""
+    if not path.exists():
+        message = f"{path} is not here (the shared datasets live beside the checkout)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return GUTENBERG
+    return path
+
+
+@pytest.fixture(scope="session")
+def gutenberg() -> Path:
+    return shared_data(GUTENBERG)
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,12 @@ def _autoscale(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 @click.option("--task", type=TASK_CHOICE, default=None, help="Default: the model's task.")
 @click.option("--max-batch-size", type=int, default=None, help="Requests per batch (32).")
 @click.option(
+    "--batch-wait-ms",
+    type=float,
+    default=None,
+    help="Longest wait for a batch to fill, under load only (40 on CPU, 5 on GPU).",
+)
+@click.option(
     "--quantize",
     type=click.Choice(["none", "int8"]),
     default=None,

@@ -14,7 +14,7 @@ from jobs import driver
 from jobs.specs import parse_spec
 from orchestrator import submission
 from orchestrator.registry import JobStatus, Registry, store
-from tests.conftest import MARS, SHARED_DATA
+from tests.conftest import MARS, SHARED_DATA, shared_data
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +30,7 @@ def minilm() -> str:
 
 @pytest.fixture(scope="module")
 def sst2() -> Path:
-    folder = SHARED_DATA / "sst2"
-    if not folder.is_dir():
-        pytest.skip("../shared/data/sst2 is not here")
-    return folder
+    return shared_data(SHARED_DATA / "sst2")
 
 
 def run(cluster: dict, spec: dict, timeout: float = 600) -> tuple[int, submission.Outcome]:
@@ -133,9 +130,7 @@ def test_finetune_minilm_on_sst2_beats_chance(ray_cluster: dict, minilm: str, ss
 
 
 def test_mrpc_sentence_pairs(ray_cluster: dict, minilm: str) -> None:
-    mrpc = SHARED_DATA / "mrpc"
-    if not mrpc.is_dir():
-        pytest.skip("../shared/data/mrpc is not here")
+    mrpc = shared_data(SHARED_DATA / "mrpc")
     _, outcome = run(
         ray_cluster,
         {
