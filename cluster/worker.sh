@@ -28,6 +28,7 @@ case "${1:-}" in
     [ -r "$token" ] || { echo "error: token file $token is not readable" >&2; exit 2; }
     chmod 600 "$token"
     RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$token" RAY_USAGE_STATS_ENABLED=0 \
+    RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0 RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP=0 \
       "$RAY" start --address="$head" --temp-dir="$temp_dir" --disable-usage-stats "$@"
     echo "node '$name' joined $head; stop it with: $0 stop $name"
     ;;
