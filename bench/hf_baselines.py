@@ -19,6 +19,7 @@ import argparse
 import json
 import resource
 import time
+from typing import Any
 
 import numpy as np
 from transformers import TrainerCallback
@@ -46,6 +47,27 @@ class Clock(TrainerCallback):
             control.should_training_stop = True
 
 
+def training_args(a: argparse.Namespace, **extra: Any) -> Any:
+    """The tutorials' TrainingArguments, the same for every plain recipe here."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=a.out,
+        per_device_train_batch_size=a.batch,
+        learning_rate=a.lr,
+        weight_decay=0.01,
+        max_steps=a.steps,
+        warmup_steps=int(0.06 * a.steps),
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=50,
+        disable_tqdm=True,
+        seed=42,
+        **extra,
+    )
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -58,7 +80,6 @@ def finetune(a: argparse.Namespace) -> dict:
         AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
-        TrainingArguments,
     )
 
     from jobs.metrics import load_metric
@@ -83,21 +104,7 @@ def finetune(a: argparse.Namespace) -> dict:
         return accuracy.compute(predictions=np.argmax(p.predictions, -1), references=p.label_ids)
 
     clock = Clock(a.warmup, None)
-    args = TrainingArguments(
-        output_dir=a.out,
-        per_device_train_batch_size=a.batch,
-        per_device_eval_batch_size=64,
-        learning_rate=a.lr,
-        weight_decay=0.01,
-        max_steps=a.steps,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=50,
-        disable_tqdm=True,
-        seed=42,
-        warmup_steps=int(0.06 * a.steps),
-    )
+    args = training_args(a, per_device_eval_batch_size=64)
     trainer = Trainer(
         model=model,
         args=args,
@@ -130,7 +137,6 @@ def pretrain(a: argparse.Namespace) -> dict:
         DistilBertConfig,
         DistilBertForMaskedLM,
         Trainer,
-        TrainingArguments,
     )
 
     started = time.perf_counter()
@@ -156,20 +162,7 @@ def pretrain(a: argparse.Namespace) -> dict:
     )
     model = DistilBertForMaskedLM(config)
     clock = Clock(a.warmup, a.max_seconds)
-    args = TrainingArguments(
-        output_dir=a.out,
-        per_device_train_batch_size=a.batch,
-        learning_rate=a.lr,
-        weight_decay=0.01,
-        max_steps=a.steps,
-        warmup_steps=int(0.06 * a.steps),
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=50,
-        disable_tqdm=True,
-        seed=42,
-    )
+    args = training_args(a)
     trainer = Trainer(
         model=model,
         args=args,

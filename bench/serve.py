@@ -35,6 +35,7 @@ from typing import Any
 from bench.common import REPO, machine, private_cluster, run_job, save, table
 
 DEV = REPO / "jobs" / "data" / "sst2" / "dev.tsv"
+LABELS = {"negative": "0", "positive": "1"}  # label name -> the TSV's label column
 
 
 def sentences() -> list[str]:
@@ -149,8 +150,7 @@ def dev_accuracy(url: str, batch: int) -> float:
         answers = json.loads(urllib.request.urlopen(request, timeout=120).read())
         if batch > 1:
             answers = [a[0] for a in answers]
-        labels = {"negative": "0", "positive": "1"}
-        right += sum(labels[a["label"]] == r["label"] for a, r in zip(answers, chunk, strict=True))
+        right += sum(LABELS[a["label"]] == r["label"] for a, r in zip(answers, chunk, strict=True))
     return right / len(rows)
 
 
