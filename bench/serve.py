@@ -6,11 +6,12 @@ fine-tuned by our `finetune` job on the SST-2 excerpt that ships in jobs/data/ss
 the same SST-2 dev sentences, one sentence per request, from the same asyncio client at
 concurrency 1, 16 and 64. Reports requests/s, p50 and p99 latency and errors of each.
 
-    python bench/serve.py [--requests 600] [--concurrency 1 16 64] [--steps 40] [--no-int8]
+    python bench/serve.py [--requests 600] [--concurrency 1 16 64] [--steps 40] [--fast 0]
 
-Ours is measured twice: serving the model as it is, and with `--quantize int8` (dynamic
-int8 linear layers: faster on CPU, slightly different scores); each row has the SST-2 dev
-accuracy of the answers that server gives.
+Ours is measured three times: serving the model as it is (float32), with `--dtype bfloat16`
+(same weights in bfloat16: fast on CPUs with AVX512-BF16 or AMX) and with `--quantize int8`
+(dynamic int8 linear layers); each row has the SST-2 dev accuracy of the answers that server
+gives and the share of dev sentences where its label is the float32 server's label.
 
 Each server gets the whole machine while it is measured (the other one sits idle).
 """
@@ -134,13 +135,13 @@ async def load(url: str, texts: list[str], total: int, concurrency: int) -> dict
     }
 
 
-def dev_accuracy(url: str, batch: int) -> float:
-    """SST-2 dev accuracy as the server answers it (the plain server takes one at a time)."""
+def dev_labels(url: str, batch: int) -> list[str]:
+    """The label the server gives each SST-2 dev sentence (the plain one takes one at a time)."""
     import urllib.request
 
     with DEV.open(newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    right = 0
+    labels: list[str] = []
     for i in range(0, len(rows), batch):
         chunk = rows[i : i + batch]
         inputs = [r["sentence"] for r in chunk] if batch > 1 else chunk[0]["sentence"]
@@ -150,25 +151,43 @@ def dev_accuracy(url: str, batch: int) -> float:
         answers = json.loads(urllib.request.urlopen(request, timeout=120).read())
         if batch > 1:
             answers = [a[0] for a in answers]
-        right += sum(LABELS[a["label"]] == r["label"] for a, r in zip(answers, chunk, strict=True))
-    return right / len(rows)
+        labels += [LABELS[a["label"]] for a in answers]
+    return labels
+
+
+def dev_truth() -> list[str]:
+    with DEV.open(newline="") as fh:
+        return [row["label"] for row in csv.DictReader(fh, delimiter="\t")]
+
+
+def agreement(a: list[str], b: list[str]) -> float:
+    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
 
 
 def measure(
-    name: str, url: str, texts: list[str], args: argparse.Namespace, batch: int = 64
-) -> list[dict]:
+    name: str,
+    url: str,
+    texts: list[str],
+    args: argparse.Namespace,
+    reference: list[str] | None = None,
+    batch: int = 64,
+) -> tuple[list[dict], list[str]]:
+    """The load at each concurrency, and the server's dev labels (``reference``: the float32
+    server's labels, to report how often this server agrees with them)."""
     asyncio.run(load(url, texts, 32, 4))  # warm-up: first calls load kernels and caches
-    accuracy = dev_accuracy(url, batch)
+    labels = dev_labels(url, batch)
+    accuracy = agreement(labels, dev_truth())
+    same = agreement(labels, reference or labels)
     print(f"{name}: SST-2 dev accuracy {accuracy:.4f} through the endpoint", file=sys.stderr)
     rows = []
     for concurrency in args.concurrency:
         # concurrency 1 takes a long time one at a time: a quarter of the requests will do
         total = max(100, args.requests // 4) if concurrency == 1 else args.requests
         row = {"server": name, **asyncio.run(load(url, texts, total, concurrency))}
-        row["dev_accuracy"] = accuracy
+        row.update(dev_accuracy=accuracy, same_label=same)
         print(table([row], COLUMNS), file=sys.stderr)
         rows.append(row)
-    return rows
+    return rows, labels
 
 
 COLUMNS = ["server", "concurrency", "requests", "req_per_s", "p50_ms", "p99_ms", "errors"]
@@ -204,7 +223,11 @@ def main() -> int:
     p.add_argument("--model", help="Serve this fine-tuned model folder instead of training one.")
     p.add_argument("--only", choices=["ours", "plain"], help="Measure one side only.")
     p.add_argument(
-        "--no-int8", dest="int8", action="store_false", help="Skip the int8-quantized run."
+        "--fast",
+        nargs="*",
+        choices=["bfloat16", "int8"],
+        default=["bfloat16", "int8"],
+        help="Also measure ours with these (default both; none: float32 only).",
     )
     p.add_argument("--plain-server", nargs=2, metavar=("MODEL", "PORT"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -217,8 +240,9 @@ def main() -> int:
 
     texts = sentences()
     ours: list[dict[str, Any]] = []
-    int8: list[dict[str, Any]] = []
+    fast: dict[str, list[dict[str, Any]]] = {}
     plain: list[dict[str, Any]] = []
+    reference: list[str] | None = None
     with private_cluster(num_cpus=3) as (settings, registry):
         if args.model:
             with registry.session() as s:
@@ -233,22 +257,23 @@ def main() -> int:
         print(f"model {model} (dev accuracy {accuracy})", file=sys.stderr)
         if args.only != "plain":
             url = endpoints.deploy(settings, registry, "bench-sst2", cpus_per_replica=2)
-            ours = measure("ours (Ray Serve)", url, texts, args)
-            if args.int8:
-                url = endpoints.deploy(
-                    settings, registry, "bench-sst2", cpus_per_replica=2, quantize="int8"
-                )
-                int8 = measure("ours, --quantize int8", url, texts, args)
+            ours, reference = measure("ours (Ray Serve)", url, texts, args)
+            for kind in args.fast:
+                flag = {"int8": {"quantize": "int8"}, "bfloat16": {"dtype": "bfloat16"}}[kind]
+                url = endpoints.deploy(settings, registry, "bench-sst2", cpus_per_replica=2, **flag)
+                name = f"ours, --{next(iter(flag))} {kind}"
+                fast[kind], _ = measure(name, url, texts, args, reference)
             endpoints.delete(settings, registry, "bench-sst2")
     if args.only != "ours":
         proc, plain_url = start_plain(model)
         try:
-            plain = measure("pipeline + http.server", plain_url, texts, args, batch=1)
+            plain, _ = measure("pipeline + http.server", plain_url, texts, args, reference, 1)
         finally:
             proc.terminate()
             proc.wait()
 
-    print("\n" + table(ours + int8 + plain, [*COLUMNS, "dev_accuracy"]))
+    rows = ours + [row for kind in fast.values() for row in kind] + plain
+    print("\n" + table(rows, [*COLUMNS, "dev_accuracy", "same_label"]))
     ratios = {}
     for a, b in zip(ours, plain, strict=False):
         c = a["concurrency"]
@@ -257,13 +282,14 @@ def main() -> int:
             f"concurrency {c}: ours {ratios[c]['req_per_s']:.2f}x the requests/s, "
             f"p99 {a['p99_ms']:.0f} ms vs {b['p99_ms']:.0f} ms"
         )
-    for a, b in zip(int8, plain, strict=False):
-        print(
-            f"concurrency {a['concurrency']}: ours int8 "
-            f"{a['req_per_s'] / b['req_per_s']:.2f}x the requests/s"
-        )
+    for kind, kind_rows in fast.items():
+        for a, b in zip(kind_rows, plain, strict=False):
+            print(
+                f"concurrency {a['concurrency']}: ours {kind} "
+                f"{a['req_per_s'] / b['req_per_s']:.2f}x the requests/s"
+            )
     result = {
-        "rows": ours + int8 + plain,
+        "rows": rows,
         "ratios": ratios,
         "model_dev_accuracy": accuracy,
         "machine": machine(),

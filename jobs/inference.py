@@ -21,6 +21,16 @@ MODEL_CLASSES = {
 }
 
 
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """The torch dtype for a ``ServeOptions.dtype`` on a device ("auto": bfloat16 on a GPU
+    that has it, else float16; float32 on CPU, where bfloat16 is fast only on some chips)."""
+    if dtype == "auto":
+        if device == "cpu":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return getattr(torch, dtype)
+
+
 class Predictor:
     """A loaded model and tokenizer for one task."""
 
@@ -31,6 +41,7 @@ class Predictor:
         max_batch_tokens: int | None = None,
         device: str = "cpu",
         quantize: str = "none",
+        dtype: str = "auto",
     ) -> None:
         import transformers
 
@@ -41,7 +52,12 @@ class Predictor:
         self.max_batch_tokens = max_batch_tokens or (512 if device == "cpu" else 16384)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
         model_class = getattr(transformers, MODEL_CLASSES[task])
-        self.model = model_class.from_pretrained(folder, use_safetensors=True).to(device).eval()
+        self.dtype = resolve_dtype(dtype, device)
+        self.model = (
+            model_class.from_pretrained(folder, use_safetensors=True, dtype=self.dtype)
+            .to(device)
+            .eval()
+        )
         if quantize == "int8" and device == "cpu":
             self.model = torch.ao.quantization.quantize_dynamic(
                 self.model, {torch.nn.Linear}, dtype=torch.qint8
@@ -53,7 +69,11 @@ class Predictor:
         self.max_length = int(min(self.tokenizer.model_max_length, positions))
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"task": self.task, "max_length": self.max_length}
+        out: dict[str, Any] = {
+            "task": self.task,
+            "max_length": self.max_length,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
         if self.task == "text-classification":
             out["labels"] = [self.model.config.id2label[i] for i in range(self._num_labels)]
         if self.task == "fill-mask":
@@ -131,10 +151,10 @@ class Predictor:
                 (ids.cpu(), logits[row][is_mask[row]].float().softmax(-1).cpu())
                 for row, ids in enumerate(batch["input_ids"])
             ]
-        hidden = self.model(**batch).last_hidden_state
+        hidden = self.model(**batch).last_hidden_state.float()  # pool in float32
         weights = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-        return list(pooled.float().cpu())
+        return list(pooled.cpu())
 
     def _shape(self, row: Any, params: dict[str, Any]) -> Any:
         if self.task == "text-classification":

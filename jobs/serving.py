@@ -76,6 +76,7 @@ class ModelServer:
             self.options.max_batch_tokens,
             self.device,
             self.options.quantize,
+            self.options.dtype,
         )
         self.predictor, self.model = predictor, dict(config)
         log.info("%s now serves %s", self.name, config.get("ref"))

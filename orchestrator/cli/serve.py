@@ -64,6 +64,13 @@ def _autoscale(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     help="int8: dynamic int8 linear layers on CPU replicas (about 2x faster, slightly "
     "different scores).",
 )
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+    default=None,
+    help="Inference precision; auto: bfloat16 on GPU, float32 on CPU (bfloat16 is faster "
+    "on CPUs with AVX512-BF16 or AMX).",
+)
 @api_key_option
 @address_option
 def serve(ref: str, address: str | None, **flags: Any) -> None:

@@ -37,6 +37,20 @@ def cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     run_orch(["cluster", "down"], env)
 
 
+@pytest.fixture
+def wordpiece(cli_cluster: dict[str, str]) -> str:
+    """mars-wordpiece:1, trained here unless an earlier test of this module already did."""
+    listed = run_orch(
+        ["tokenizers", "list", "--name", "mars-wordpiece", "--format", "json"],
+        cli_cluster,
+        check=True,
+    )
+    if not json.loads(listed.stdout):
+        proc = run_orch(["submit", "jobs/configs/tokenizer-wordpiece.yaml", "--wait"], cli_cluster)
+        assert proc.returncode == 0, proc.stderr
+    return "mars-wordpiece:1"
+
+
 def wait_all(env: dict[str, str], ids: list[int], timeout: float = 300) -> dict[int, dict]:
     deadline = time.monotonic() + timeout
     while True:
@@ -194,7 +208,9 @@ def worker_node(cluster_env: dict[str, str], cpus: int) -> Iterator[None]:
         assert stop.returncode == 0 and "stopped node" in stop.stdout
 
 
-def test_strict_spread_puts_one_worker_on_each_of_two_nodes(cli_cluster: dict[str, str]) -> None:
+def test_strict_spread_puts_one_worker_on_each_of_two_nodes(
+    cli_cluster: dict[str, str], wordpiece: str
+) -> None:
     with worker_node(cli_cluster, cpus=1):
         nodes = json.loads(
             run_orch(["cluster", "status", "--format", "json"], cli_cluster, check=True).stdout
@@ -207,7 +223,7 @@ def test_strict_spread_puts_one_worker_on_each_of_two_nodes(cli_cluster: dict[st
                 "--set",
                 "name=spread",
                 "--set",
-                "tokenizer=mars-wordpiece:1",
+                f"tokenizer={wordpiece}",
                 "--set",
                 "train.max_steps=6",
                 "--set",

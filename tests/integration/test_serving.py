@@ -189,9 +189,11 @@ def test_promote_and_rollback_under_traffic_fail_no_request(served: dict) -> Non
 def test_embeddings_behind_an_api_key(served: dict) -> None:
     env = served["env"]
     args = ["serve", "serve-mlm", "--task", "embeddings", "--api-key", "s3cret-key"]
-    args += ["--cpus-per-replica", "0.25", "--max-batch-size", "8"]
+    args += ["--cpus-per-replica", "0.25", "--max-batch-size", "8", "--dtype", "bfloat16"]
     url = run_orch(args, env, check=True).stdout.strip()
     assert url == served["urls"]["serve-mlm"]
+    status, described, _ = http(url, None, {"Authorization": "Bearer s3cret-key"})
+    assert status == 200 and described["dtype"] == "bfloat16", described
     status, answer, _ = http(url, {"inputs": "hello"})
     assert status == 401 and "API key" in answer["error"]
     status, _, _ = http(url, {"inputs": "hello"}, {"Authorization": "Bearer wrong"})

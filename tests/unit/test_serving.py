@@ -90,6 +90,8 @@ def test_serve_options() -> None:
         parse_autoscale("4")
     with pytest.raises(ValueError, match="MIN <= MAX"):
         ServeOptions(task="fill-mask", autoscale=(3, 1))
+    with pytest.raises(ValueError, match="dtype: int8 quantization starts from float32"):
+        ServeOptions(task="text-classification", quantize="int8", dtype="bfloat16")
     options = ServeOptions(task="text-classification", max_batch_size=16)
     # Serve silently caps a batch at max_ongoing_requests (default 5)
     assert options.max_ongoing_requests >= options.max_batch_size
@@ -128,6 +130,24 @@ def test_token_budget_batches_give_the_same_answers_in_order(classifier: Path) -
     assert {item["label"] for item in a[0][0]} == {"negative", "positive"}
     assert scores(a) == pytest.approx(scores(b), abs=1e-5)
     assert whole.describe()["labels"] == ["negative", "positive"]
+
+
+def test_bfloat16_gives_the_same_labels(classifier: Path) -> None:
+    import torch
+
+    from jobs.inference import Predictor, resolve_dtype
+
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("float16", "cpu") == torch.float16
+    texts = ["short", "a much longer sentence " * 10, "mid length text here", "ok"]
+    request = [Request(texts, params={"top_k": 2})]
+    full = Predictor(str(classifier), "text-classification", 4096)
+    half = Predictor(str(classifier), "text-classification", 4096, dtype="bfloat16")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    assert (full.describe()["dtype"], half.describe()["dtype"]) == ("float32", "bfloat16")
+    a, b = full.run(request)[0], half.run(request)[0]
+    assert [x[0]["label"] for x in a] == [x[0]["label"] for x in b]
+    assert scores(a) == pytest.approx(scores(b), abs=0.02)  # bfloat16 keeps ~3 digits
 
 
 def test_fill_mask_and_embeddings(tmp_path: Path, classifier: Path) -> None:
