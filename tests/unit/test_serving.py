@@ -150,6 +150,22 @@ def test_bfloat16_gives_the_same_labels(classifier: Path) -> None:
     assert scores(a) == pytest.approx(scores(b), abs=0.02)  # bfloat16 keeps ~3 digits
 
 
+@pytest.mark.gpu
+def test_on_a_gpu_auto_is_half_precision_with_the_same_labels(classifier: Path) -> None:
+    import torch
+
+    from jobs.inference import Predictor
+
+    texts = ["short", "a much longer sentence " * 10, "mid length text here", "ok"]
+    request = [Request(texts, params={"top_k": 2})]
+    cpu = Predictor(str(classifier), "text-classification", 4096)
+    gpu = Predictor(str(classifier), "text-classification", device="cuda")
+    assert next(gpu.model.parameters()).dtype in (torch.bfloat16, torch.float16)
+    a, b = cpu.run(request)[0], gpu.run(request)[0]
+    assert [x[0]["label"] for x in a] == [x[0]["label"] for x in b]
+    assert scores(a) == pytest.approx(scores(b), abs=0.02)
+
+
 def test_fill_mask_and_embeddings(tmp_path: Path, classifier: Path) -> None:
     from jobs.inference import Predictor
 
