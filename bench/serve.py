@@ -259,9 +259,11 @@ def main() -> int:
             url = endpoints.deploy(settings, registry, "bench-sst2", cpus_per_replica=2)
             ours, reference = measure("ours (Ray Serve)", url, texts, args)
             for kind in args.fast:
-                flag = {"int8": {"quantize": "int8"}, "bfloat16": {"dtype": "bfloat16"}}[kind]
-                url = endpoints.deploy(settings, registry, "bench-sst2", cpus_per_replica=2, **flag)
-                name = f"ours, --{next(iter(flag))} {kind}"
+                # each flag named, both given: an update keeps the options it is not given
+                flag = {"int8": ("quantize", "int8"), "bfloat16": ("dtype", "bfloat16")}[kind]
+                both = {"quantize": "none", "dtype": "float32", flag[0]: flag[1]}
+                url = endpoints.deploy(settings, registry, "bench-sst2", cpus_per_replica=2, **both)
+                name = f"ours, --{flag[0]} {kind}"
                 fast[kind], _ = measure(name, url, texts, args, reference)
             endpoints.delete(settings, registry, "bench-sst2")
     if args.only != "ours":

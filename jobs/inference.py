@@ -90,22 +90,24 @@ class Predictor:
             return
         mask = self.tokenizer.mask_token
         for i, text in enumerate(request.texts):
+            where = "inputs" if request.single else f"inputs[{i}]"
             if mask not in text:
-                where = "inputs" if request.single else f"inputs[{i}]"
                 raise RequestError(422, f"{where} has no {mask} token to fill", where)
+            (row,) = self._encode([text], None)
+            if self.tokenizer.mask_token_id not in row["input_ids"]:
+                raise RequestError(
+                    422,
+                    f"{where}: its {mask} token lies beyond the model's first "
+                    f"{self.max_length} tokens (the rest is cut off)",
+                    where,
+                )
 
     def run(self, requests: list[Request]) -> list[Any]:
         """One result per request, in order (a single input gives its result unwrapped)."""
-        texts = [t for r in requests for t in r.texts]
-        pairs: list[str | None] = []
-        for r in requests:
-            pairs.extend(r.pairs if r.pairs else [None] * len(r.texts))
-        encoded = self._encode(texts, pairs)
-        outputs: list[Any] = [None] * len(texts)
-        for chunk in self._chunks([len(ids) for ids in encoded["input_ids"]]):
-            batch = self.tokenizer.pad(
-                {k: [v[i] for i in chunk] for k, v in encoded.items()}, return_tensors="pt"
-            )
+        encoded = [row for r in requests for row in self._encode(r.texts, r.pairs)]
+        outputs: list[Any] = [None] * len(encoded)
+        for chunk in self._chunks([len(row["input_ids"]) for row in encoded]):
+            batch = self.tokenizer.pad([encoded[i] for i in chunk], return_tensors="pt")
             for i, out in zip(chunk, self._forward(batch), strict=True):
                 outputs[i] = out
         results, start = [], 0
@@ -116,15 +118,16 @@ class Predictor:
             results.append(shaped[0] if request.single else shaped)
         return results
 
-    def _encode(self, texts: list[str], pairs: list[str | None]) -> dict[str, list[Any]]:
-        has_pairs = any(p is not None for p in pairs)
+    def _encode(self, texts: list[str], pairs: list[str] | None) -> list[dict[str, Any]]:
+        """One request's texts as token ids, truncated to the model's length (one encoding
+        per request: a text without a pair never gets an empty second segment)."""
         encoded = self.tokenizer(
             texts,
-            [p or "" for p in pairs] if has_pairs else None,
-            truncation="longest_first" if has_pairs else True,
+            pairs,
+            truncation="longest_first" if pairs else True,
             max_length=self.max_length,
         )
-        return dict(encoded)
+        return [{k: v[i] for k, v in encoded.items()} for i in range(len(texts))]
 
     def _chunks(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped by length so that len(group) * longest <= max_batch_tokens."""

@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -25,7 +26,8 @@ from starlette.responses import JSONResponse
 from jobs.specs.serving import Request, RequestError, ServeOptions, parse_request
 
 log = logging.getLogger("ray.serve")
-INDEX_APP = "orch-models-index"
+HERE = Path(__file__).parent
+SERVING_CODE = (HERE / "serving.py", HERE / "inference.py", HERE / "specs" / "serving.py")
 
 
 def error_response(exc: RequestError) -> JSONResponse:
@@ -92,7 +94,7 @@ class ModelServer:
             if request.method != "POST":
                 raise RequestError(405, "use POST with a JSON body (or GET for model details)")
             parsed = parse_request(
-                await request.body(),
+                await self._read_body(request),
                 self.options.task,
                 self.options.max_items,
                 self.options.max_input_chars,
@@ -102,9 +104,25 @@ class ModelServer:
             return self._respond(result, ref)
         except RequestError as exc:
             return error_response(exc)
-        except Exception as exc:  # noqa: BLE001 - a JSON 500 that says why, replica serving on
-            log.exception("%s: inference failed", self.name)
-            return error_response(RequestError(500, f"inference failed: {exc!r}"))
+        except Exception as exc:  # noqa: BLE001 - a JSON 500, the replica serving on
+            log.exception("%s: inference failed", self.name)  # the details stay in the log
+            message = f"inference failed ({type(exc).__name__}); the replica's log says more"
+            return error_response(RequestError(500, message))
+
+    async def _read_body(self, request: HTTPRequest) -> bytes:
+        """The body, refused (413) as soon as it is longer than any valid request can be."""
+        limit = self.options.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        too_long = RequestError(413, f"the body is over {limit:,} bytes", "inputs")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_long
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_long
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _describe(self) -> dict[str, Any]:
         replica = serve.get_replica_context().replica_id.unique_id
@@ -158,10 +176,12 @@ class ModelsIndex:
 
 def model_app(name: str, options: ServeOptions, model: dict[str, Any]) -> Any:
     """The bound application for one model. The deployment's code version is a hash of
-    its options, so a redeploy that changes only ``model`` is an in-place update."""
-    version = hashlib.sha256(
-        json.dumps([name, options.model_dump()], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    its options and of the serving code, so a redeploy that changes only ``model`` is an
+    in-place update (and one after an upgrade of this code restarts the replicas)."""
+    digest = hashlib.sha256(json.dumps([name, options.model_dump()], sort_keys=True).encode())
+    for source in SERVING_CODE:
+        digest.update(source.read_bytes())
+    version = digest.hexdigest()[:16]
     scaling: dict[str, Any] = (
         {
             "autoscaling_config": {

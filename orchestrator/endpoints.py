@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from jobs.specs.serving import TASKS, ServeOptions
+from jobs.specs.serving import INDEX_APP, TASKS, ServeOptions
 from orchestrator import ray_client
 from orchestrator.config import Settings
 from orchestrator.errors import ClusterError, OrchestratorError, UsageError
@@ -63,21 +63,37 @@ def check_servable(version: ModelVersion, task: str) -> None:
 
 def deploy(settings: Settings, registry: Registry, ref: str, **flags: Any) -> str:
     """Serve NAME[:VERSION|@ALIAS] at /models/NAME (a new endpoint, or an update of it);
-    returns its URL."""
+    returns its URL. Updating a live endpoint keeps every option not given here, its API key
+    included (``no_api_key=True`` drops the key)."""
     name, number, alias = parse_versioned(ref, "model name")
+    if name == INDEX_APP:
+        raise UsageError(f"model name: {INDEX_APP} is reserved for the /models index")
+    flags = {k: v for k, v in flags.items() if v is not None}  # None: not given
     api_key = flags.pop("api_key", None) or settings.serve_api_key
+    no_api_key = flags.pop("no_api_key", False)
+    if api_key and no_api_key:
+        raise UsageError("give an API key or --no-api-key, not both")
     with registry.session() as session:
         version = store.get_model_version(session, name, number, alias)
-        task = flags.pop("task", None) or version.task
+        running = store.live_deployment(session, name)
+        current = dict(running.options or {}) if running else {}
+        task = flags.pop("task", None) or current.get("task") or version.task
         if task not in TASKS:
             raise UsageError(f"task must be one of {', '.join(TASKS)}, not {task}")
         check_servable(version, task)
-        options = serve_options(task, api_key, flags)
+        if "replicas" in flags:
+            current.pop("autoscale", None)
+        if "autoscale" in flags:
+            current.pop("replicas", None)
+        if api_key or no_api_key:
+            current.pop("api_key_sha256", None)
+        options = serve_options(task, api_key, {**current, **flags})
         config = model_config(version)
         store.save_deployment(
             session,
             name,
-            model_version_id=version.id,
+            # an update keeps naming the version it serves until the new one is up
+            **({} if running else {"model_version_id": version.id}),
             alias=alias,
             route=f"{ROUTE_PREFIX}/{name}",
             replicas=options.replicas,
@@ -94,11 +110,10 @@ def serve_options(task: str, api_key: str | None, flags: dict[str, Any]) -> Serv
     from pydantic import ValidationError
 
     try:
-        return ServeOptions(
-            task=task,
-            api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest() if api_key else None,
-            **{k: v for k, v in flags.items() if v is not None},
-        )
+        fields = {k: v for k, v in flags.items() if v is not None and k != "task"}
+        if api_key:
+            fields["api_key_sha256"] = hashlib.sha256(api_key.encode()).hexdigest()
+        return ServeOptions(task=task, **fields)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors()
@@ -125,18 +140,19 @@ def _run(
         # Connect before importing Ray Serve: Ray reads the auth token once per process, and
         # an import that came first would fix it to "none" (then every call is refused).
         ray_client.connect(info)
-        from jobs.serving import INDEX_APP, index_app, model_app
+        from jobs.serving import index_app, model_app
 
         if INDEX_APP not in ray_client.serve_applications(info):
             ray_client.serve_run(settings, info, INDEX_APP, index_app(), ROUTE_PREFIX)
         route = f"{ROUTE_PREFIX}/{name}"
         url = ray_client.serve_run(settings, info, name, model_app(name, options, config), route)
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C too: the row must not stay DEPLOYING
+        why = str(exc) or type(exc).__name__
         with registry.session() as session:
             store.save_deployment(
-                session, name, status=DeploymentStatus.FAILED, message=f"{config['ref']}: {exc}"
+                session, name, status=DeploymentStatus.FAILED, message=f"{config['ref']}: {why}"
             )
-        if isinstance(exc, OrchestratorError):
+        if isinstance(exc, OrchestratorError) or not isinstance(exc, Exception):
             raise
         raise ClusterError(f"serving {config['ref']} failed: {exc}") from exc
     with registry.session() as session:
@@ -180,6 +196,10 @@ def follow_alias(settings: Settings, registry: Registry, name: str, alias: str) 
             return []
         options, config = ServeOptions.model_validate(row.options), model_config(version)
         before = f"{name}:{row.model_version.version}"
+        try:
+            check_servable(version, options.task)
+        except UsageError as exc:
+            return [f"endpoint {name} stays on {before}: {exc}"]
     try:
         _run(settings, registry, name, options, config)
     except ClusterError as exc:
@@ -193,11 +213,12 @@ def delete(settings: Settings, registry: Registry, name: str) -> str:
         store.get_deployment(session, name)
     try:
         info = ray_client.resolve_cluster(settings)
+    except ClusterError:  # no local cluster runs: nothing is served any more
+        info, message = None, "deleted (its cluster was not running)"
+    if info is not None:  # an unreachable cluster raises: its row stays as it is
         if name in ray_client.serve_applications(info):
             ray_client.serve_delete(info, name)
         message = "deleted"
-    except ClusterError:
-        message = "deleted (its cluster was not running)"
     with registry.session() as session:
         store.save_deployment(session, name, status=DeploymentStatus.DELETED, message=message)
     return message
@@ -226,7 +247,7 @@ def predict(
     with registry.session() as session:
         row = store.get_deployment(session, name)
         url, status, task = row.url, row.status, row.task
-    if status != DeploymentStatus.RUNNING or not url:
+    if not url:  # never came up (a FAILED update still has its earlier replicas' URL)
         raise EndpointError(
             f"endpoint {name} is {status}", hint=f"`orch endpoints show {name}` says why"
         )

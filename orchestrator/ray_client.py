@@ -295,12 +295,18 @@ def connect(info: ClusterInfo) -> Any:
     import ray
 
     if not ray.is_initialized():
-        ray.init(
-            address=info.gcs_address,
-            namespace=NAMESPACE,
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-        )
+        try:
+            ray.init(
+                address=info.gcs_address,
+                namespace=NAMESPACE,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+            )
+        except (ConnectionError, RuntimeError) as exc:
+            raise ClusterError(
+                f"cannot reach the Ray cluster at {info.gcs_address}: {exc}",
+                hint="is it running, and is its auth token at the configured path?",
+            ) from None
     return ray
 
 
@@ -483,7 +489,17 @@ def serve_start(settings: Settings, info: ClusterInfo) -> str:
     client = _get_global_client()
     assert client is not None  # serve.start() has just made sure it runs
     http = client.http_config
-    host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
+    if http.host != settings.serve_host:  # Serve keeps the host it was started with
+        raise ClusterError(
+            f"Ray Serve on this cluster listens on {http.host}, not on serve_host "
+            f"{settings.serve_host}",
+            hint="set serve_host to match, or restart the cluster (`orch cluster down`, "
+            "`orch cluster up`) to change it",
+        )
+    if http.host not in ("0.0.0.0", "::", ""):
+        host = http.host
+    else:  # listening everywhere: reach it where the cluster's head is
+        host = "127.0.0.1" if info.local else info.gcs_address.rpartition(":")[0]
     return f"http://{host}:{http.port}"
 
 

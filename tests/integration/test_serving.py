@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,6 +187,24 @@ def test_promote_and_rollback_under_traffic_fail_no_request(served: dict) -> Non
         assert store.get_deployment(s, "serve-cls").model_version.version == 1
 
 
+def test_promoting_a_version_that_cannot_be_served_leaves_the_endpoint_as_it_is(
+    served: dict, tmp_path: Path
+) -> None:
+    url, env = served["urls"]["serve-cls"], served["env"]
+    with served["registry"].session() as s:
+        store.add_model_version(
+            s, name="serve-cls", task="text-classification", artifact_uri=str(tmp_path / "gone")
+        )
+    out = run_orch(["models", "promote", "serve-cls", "3", "--alias", "production"], env)
+    assert out.returncode == 0, out.stderr
+    assert "endpoint serve-cls stays on serve-cls:1" in out.stderr and "missing" in out.stderr
+    status, _body, headers = http(url, {"inputs": "still answered"})
+    assert status == 200 and headers["X-Model-Version"] == "serve-cls:1"
+    with served["registry"].session() as s:
+        row = store.get_deployment(s, "serve-cls")
+        assert (row.status, row.model_version.version) == (DeploymentStatus.RUNNING, 1)
+
+
 def test_embeddings_behind_an_api_key(served: dict) -> None:
     env = served["env"]
     args = ["serve", "serve-mlm", "--task", "embeddings", "--api-key", "s3cret-key"]
@@ -205,6 +224,13 @@ def test_embeddings_behind_an_api_key(served: dict) -> None:
     assert out.returncode == 1 and "401" in out.stderr
     out = run_orch(["predict", "serve-mlm", "hello"], {**env, "ORCH_SERVE_API_KEY": "s3cret-key"})
     assert out.returncode == 0 and "32" in out.stdout, out.stderr
+    # serving it again changes what is given and keeps the rest: the key above all
+    run_orch(["serve", "serve-mlm", "--max-batch-size", "4"], env, check=True)
+    assert http(url, {"inputs": "hello"})[0] == 401
+    out = run_orch(["endpoints", "show", "serve-mlm", "--format", "json"], env, check=True)
+    shown = json.loads(out.stdout)
+    assert shown["api_key"] == "required" and shown["task"] == "embeddings"
+    assert shown["options"]["max_batch_size"] == 4 and shown["options"]["dtype"] == "bfloat16"
 
 
 def test_a_deleted_endpoint_stops_answering_and_says_so(served: dict) -> None:

@@ -71,12 +71,15 @@ def test_the_three_input_shapes() -> None:
         ({"inputs": [{"text": "a", "text_pair": "b"}, "c"]}, 422, "every input"),
         ({"inputs": {"text_pair": "b"}}, 422, "inputs.text is missing"),
         ({"inputs": {"text": "a", "label": 1}}, 422, "unknown field(s) label"),
+        (b"[" * 100_000, 400, "nested too deeply"),
     ],
 )
 def test_bad_requests_get_a_4xx_that_names_the_field(body: object, status: int, words: str) -> None:
     exc = refused(body)
     assert exc.status == status and words in exc.message, exc.message
     assert exc.body()["error"] == exc.message
+    if status != 400 and words != "JSON object":  # those concern the whole body
+        assert exc.field and exc.body()["field"] == exc.field, exc.message
 
 
 def test_pairs_only_for_classification() -> None:
@@ -93,6 +96,11 @@ def test_serve_options() -> None:
     with pytest.raises(ValueError, match="dtype: int8 quantization starts from float32"):
         ServeOptions(task="text-classification", quantize="int8", dtype="bfloat16")
     options = ServeOptions(task="text-classification", max_batch_size=16)
+    # the longest valid body fits under the cap (every input and pair at the limit)
+    longest = json.dumps(
+        {"inputs": [{"text": "\u00e9" * 20_000, "text_pair": "\u00e9" * 20_000}] * 256}
+    )
+    assert len(longest.encode()) < options.max_body_bytes < 100 * 2**20
     # Serve silently caps a batch at max_ongoing_requests (default 5)
     assert options.max_ongoing_requests >= options.max_batch_size
 
@@ -150,6 +158,17 @@ def test_bfloat16_gives_the_same_labels(classifier: Path) -> None:
     assert scores(a) == pytest.approx(scores(b), abs=0.02)  # bfloat16 keeps ~3 digits
 
 
+def test_a_texts_answer_does_not_depend_on_a_pair_in_its_batch(classifier: Path) -> None:
+    from jobs.inference import Predictor
+
+    predictor = Predictor(str(classifier), "text-classification", 4096)
+    alone = Request(["a plain sentence"], single=True, params={"top_k": 2})
+    paired = Request(["first part"], pairs=["second part"], single=True, params={"top_k": 2})
+    together = predictor.run([alone, paired])
+    assert scores(together[0]) == pytest.approx(scores(predictor.run([alone])[0]), abs=1e-6)
+    assert scores(together[1]) == pytest.approx(scores(predictor.run([paired])[0]), abs=1e-6)
+
+
 @pytest.mark.gpu
 def test_on_a_gpu_auto_is_half_precision_with_the_same_labels(classifier: Path) -> None:
     import torch
@@ -177,6 +196,8 @@ def test_fill_mask_and_embeddings(tmp_path: Path, classifier: Path) -> None:
     assert len(two) == 2 and len(two[0]) == 3  # two masks: candidates for each
     with pytest.raises(RequestError, match="no \\[MASK\\] token"):
         mlm.check(Request(["nothing to fill"], single=True))
+    with pytest.raises(RequestError, match="inputs\\[1\\]: its \\[MASK\\] token lies beyond"):
+        mlm.check(Request(["a [MASK] here", "word " * 200 + "[MASK]"]))  # 128 tokens at most
     emb = Predictor(str(classifier), "embeddings", 4096)
     vectors = emb.run([Request(["a", "b c"], params={"normalize": True})])[0]
     assert len(vectors) == 2 and len(vectors[0]) == 32
