@@ -22,7 +22,8 @@ TASK_CHOICE = click.Choice(["text-classification", "fill-mask", "embeddings"])
 api_key_option = click.option(
     "--api-key",
     default=None,
-    help="API key (default: the serve_api_key setting, ORCH_SERVE_API_KEY).",
+    help="API key (default: the serve_api_key setting, ORCH_SERVE_API_KEY; prefer that: "
+    "a flag shows in the process list and shell history).",
 )
 
 
