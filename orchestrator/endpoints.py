@@ -103,7 +103,7 @@ def deploy(settings: Settings, registry: Registry, ref: str, **flags: Any) -> st
             options=options.model_dump(),
             message=f"deploying {config['ref']}",
         )
-    return _run(settings, registry, name, options, config)
+    return _run(settings, registry, name, options, config, new=running is None)
 
 
 def serve_options(task: str, api_key: str | None, flags: dict[str, Any]) -> ServeOptions:
@@ -133,8 +133,12 @@ def _run(
     name: str,
     options: ServeOptions,
     config: dict[str, Any],
+    new: bool = False,
 ) -> str:
-    """Deploy on Serve and record the outcome (RUNNING with its URL, or FAILED and why)."""
+    """Deploy on Serve and record the outcome (RUNNING with its URL, or FAILED and why).
+    A ``new`` endpoint that fails is removed from Serve (nothing keeps retrying it); an
+    update that fails leaves the application as Serve keeps it (its earlier replicas)."""
+    info = None
     try:
         info = ray_client.resolve_cluster(settings, start=True)
         # Connect before importing Ray Serve: Ray reads the auth token once per process, and
@@ -148,6 +152,8 @@ def _run(
         url = ray_client.serve_run(settings, info, name, model_app(name, options, config), route)
     except BaseException as exc:  # Ctrl-C too: the row must not stay DEPLOYING
         why = str(exc) or type(exc).__name__
+        if new and info is not None:
+            _remove_quietly(info, name)
         with registry.session() as session:
             store.save_deployment(
                 session, name, status=DeploymentStatus.FAILED, message=f"{config['ref']}: {why}"
@@ -166,6 +172,14 @@ def _run(
             message=f"serving {config['ref']}",
         )
     return url
+
+
+def _remove_quietly(info: ray_client.ClusterInfo, name: str) -> None:
+    try:
+        if name in ray_client.serve_applications(info):
+            ray_client.serve_delete(info, name)
+    except Exception:  # noqa: BLE001 - the deploy's own error is the one to report
+        pass
 
 
 def forget_cluster(registry: Registry, gcs_address: str) -> int:

@@ -522,9 +522,21 @@ def serve_run(
         if status == "RUNNING":
             return base + route
         if status == "DEPLOY_FAILED" or time.monotonic() > deadline:
-            message = app_status.message if app_status else "Serve never saw the application"
-            raise ClusterError(f"Serve could not deploy {name} ({status}): {message}")
+            raise ClusterError(f"Serve could not deploy {name} ({status}): {_why(app_status)}")
         time.sleep(0.5)
+
+
+def _why(app_status: Any) -> str:
+    """Serve's message for an application, with each failing deployment's own reason (the
+    last line of its replica's traceback: the exception itself)."""
+    if app_status is None:
+        return "Serve never saw the application"
+    reasons = [app_status.message]
+    for deployment in app_status.deployments.values():
+        lines = [line.strip() for line in (deployment.message or "").splitlines() if line.strip()]
+        if lines and _value(deployment.status) != "HEALTHY":
+            reasons.append(lines[-1][:500])
+    return " ".join(r for r in reasons if r)
 
 
 def serve_delete(info: ClusterInfo, name: str) -> None:

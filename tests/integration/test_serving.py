@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from jobs.specs import parse_spec
-from orchestrator import endpoints, submission
+from orchestrator import endpoints, ray_client, submission
 from orchestrator.registry import JobStatus, store
 from orchestrator.registry.models import DeploymentStatus
 from tests.conftest import REPO, make_tiny_model, run_orch
@@ -203,6 +203,32 @@ def test_promoting_a_version_that_cannot_be_served_leaves_the_endpoint_as_it_is(
     with served["registry"].session() as s:
         row = store.get_deployment(s, "serve-cls")
         assert (row.status, row.model_version.version) == (DeploymentStatus.RUNNING, 1)
+
+
+def test_a_model_that_fails_to_load_is_a_failed_endpoint_that_says_why(
+    served: dict, tmp_path: Path
+) -> None:
+    import shutil
+
+    env, settings = served["env"], served["settings"]
+    broken = tmp_path / "broken"
+    shutil.copytree(make_tiny_model(tmp_path / "ok", "text-classification"), broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with served["registry"].session() as s:
+        store.add_model_version(
+            s, name="serve-broken", task="text-classification", artifact_uri=str(broken)
+        )
+    out = run_orch(["serve", "serve-broken", "--cpus-per-replica", "0.25"], env, timeout=600)
+    assert out.returncode != 0 and "serve-broken" in out.stderr, out.stderr
+    assert "SafetensorError" in out.stderr or "header" in out.stderr, out.stderr  # the cause
+    shown = json.loads(
+        run_orch(["endpoints", "show", "serve-broken", "--format", "json"], env, check=True).stdout
+    )
+    assert shown["status"] == "FAILED" and "serve-broken:1" in shown["message"], shown
+    info = ray_client.resolve_cluster(settings)
+    assert "serve-broken" not in ray_client.serve_applications(info)  # nothing keeps retrying
+    status, answer, _ = http(served["urls"]["serve-cls"].replace("serve-cls", "serve-broken"))
+    assert status == 404 and "serve-broken" in answer["error"]
 
 
 def test_embeddings_behind_an_api_key(served: dict) -> None:
