@@ -77,6 +77,7 @@ def deploy(settings: Settings, registry: Registry, ref: str, **flags: Any) -> st
         version = store.get_model_version(session, name, number, alias)
         running = store.live_deployment(session, name)
         current = dict(running.options or {}) if running else {}
+        fresh = running is None or not running.url  # nothing of it was ever up
         task = flags.pop("task", None) or current.get("task") or version.task
         if task not in TASKS:
             raise UsageError(f"task must be one of {', '.join(TASKS)}, not {task}")
@@ -93,7 +94,7 @@ def deploy(settings: Settings, registry: Registry, ref: str, **flags: Any) -> st
             session,
             name,
             # an update keeps naming the version it serves until the new one is up
-            **({} if running else {"model_version_id": version.id}),
+            **({"model_version_id": version.id} if fresh else {}),
             alias=alias,
             route=f"{ROUTE_PREFIX}/{name}",
             replicas=options.replicas,
@@ -103,7 +104,7 @@ def deploy(settings: Settings, registry: Registry, ref: str, **flags: Any) -> st
             options=options.model_dump(),
             message=f"deploying {config['ref']}",
         )
-    return _run(settings, registry, name, options, config, new=running is None)
+    return _run(settings, registry, name, options, config, new=fresh)
 
 
 def serve_options(task: str, api_key: str | None, flags: dict[str, Any]) -> ServeOptions:

@@ -227,6 +227,8 @@ def test_a_model_that_fails_to_load_is_a_failed_endpoint_that_says_why(
     assert shown["status"] == "FAILED" and "serve-broken:1" in shown["message"], shown
     info = ray_client.resolve_cluster(settings)
     assert "serve-broken" not in ray_client.serve_applications(info)  # nothing keeps retrying
+    out = run_orch(["serve", "serve-broken"], env, timeout=600)  # again: the same, cleanly
+    assert out.returncode != 0 and "serve-broken" not in ray_client.serve_applications(info)
     status, answer, _ = http(served["urls"]["serve-cls"].replace("serve-cls", "serve-broken"))
     assert status == 404 and "serve-broken" in answer["error"]
 
