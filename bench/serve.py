@@ -39,9 +39,13 @@ DEV = REPO / "jobs" / "data" / "sst2" / "dev.tsv"
 LABELS = {"negative": "0", "positive": "1"}  # label name -> the TSV's label column
 
 
-def sentences() -> list[str]:
+def dev_rows() -> list[dict[str, str]]:
     with DEV.open(newline="") as fh:
-        return [row["sentence"] for row in csv.DictReader(fh, delimiter="\t")]
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def sentences() -> list[str]:
+    return [row["sentence"] for row in dev_rows()]
 
 
 # --- the plain server -----------------------------------------------------------------------
@@ -139,12 +143,11 @@ def dev_labels(url: str, batch: int) -> list[str]:
     """The label the server gives each SST-2 dev sentence (the plain one takes one at a time)."""
     import urllib.request
 
-    with DEV.open(newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
+    texts = sentences()
     labels: list[str] = []
-    for i in range(0, len(rows), batch):
-        chunk = rows[i : i + batch]
-        inputs = [r["sentence"] for r in chunk] if batch > 1 else chunk[0]["sentence"]
+    for i in range(0, len(texts), batch):
+        chunk = texts[i : i + batch]
+        inputs = chunk if batch > 1 else chunk[0]
         request = urllib.request.Request(
             url, json.dumps({"inputs": inputs}).encode(), {"Content-Type": "application/json"}
         )
@@ -156,8 +159,7 @@ def dev_labels(url: str, batch: int) -> list[str]:
 
 
 def dev_truth() -> list[str]:
-    with DEV.open(newline="") as fh:
-        return [row["label"] for row in csv.DictReader(fh, delimiter="\t")]
+    return [row["label"] for row in dev_rows()]
 
 
 def agreement(a: list[str], b: list[str]) -> float:

@@ -90,11 +90,12 @@ class Predictor:
             return
         mask = self.tokenizer.mask_token
         for i, text in enumerate(request.texts):
-            where = "inputs" if request.single else f"inputs[{i}]"
             if mask not in text:
+                where = "inputs" if request.single else f"inputs[{i}]"
                 raise RequestError(422, f"{where} has no {mask} token to fill", where)
-            (row,) = self._encode([text], None)
+        for i, row in enumerate(self._encode(request.texts, None)):  # one call per request
             if self.tokenizer.mask_token_id not in row["input_ids"]:
+                where = "inputs" if request.single else f"inputs[{i}]"
                 raise RequestError(
                     422,
                     f"{where}: its {mask} token lies beyond the model's first "

@@ -23,7 +23,13 @@ from ray import serve
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse
 
-from jobs.specs.serving import Request, RequestError, ServeOptions, parse_request
+from jobs.specs.serving import (
+    SERVE_LOGGING,
+    Request,
+    RequestError,
+    ServeOptions,
+    parse_request,
+)
 
 log = logging.getLogger("ray.serve")
 HERE = Path(__file__).parent
@@ -196,7 +202,7 @@ def model_app(name: str, options: ServeOptions, model: dict[str, Any]) -> Any:
     deployment = ModelServer.options(
         user_config=model,
         max_ongoing_requests=options.max_ongoing_requests,
-        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+        logging_config=SERVE_LOGGING,
         ray_actor_options={
             "num_cpus": options.cpus_per_replica,
             "num_gpus": options.gpus_per_replica,

@@ -479,12 +479,14 @@ def serve_start(settings: Settings, info: ClusterInfo) -> str:
     from ray import serve
     from ray.serve.context import _get_global_client
 
+    from jobs.specs.serving import SERVE_LOGGING
+
     port = settings.serve_port or info.serve_port or 8000
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     serve.start(
         proxy_location="HeadOnly",
         http_options={"host": settings.serve_host, "port": port},
-        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+        logging_config=SERVE_LOGGING,
     )
     client = _get_global_client()
     assert client is not None  # serve.start() has just made sure it runs

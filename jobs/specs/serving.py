@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Task = Literal["text-classification", "fill-mask", "embeddings"]
 TASKS: tuple[str, ...] = ("text-classification", "fill-mask", "embeddings")
 INDEX_APP = "orch-models-index"  # the Serve app that answers 404s under /models
+# Serve's logs for the proxy and our replicas: no line per request (measurable CPU on a
+# small machine), warnings and errors kept.
+SERVE_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
 
 
 class ServeOptions(BaseModel):
