@@ -54,11 +54,11 @@ demo: install
 # Ours against the plain Hugging Face recipes, same data and hardware, one run each; the
 # figures land in bench/results/*.json and are quoted in the README. Needs ../shared/data.
 bench: install
-	$(BIN)/python bench/tokenize.py
-	$(BIN)/python bench/finetune.py
-	$(BIN)/python bench/pretrain.py
-	$(BIN)/python bench/serve.py
-	$(BIN)/python bench/sst2_full.py    # the longest: about 20 minutes on 2 cores
+	$(BIN)/python -m bench.tokenization
+	$(BIN)/python -m bench.finetune
+	$(BIN)/python -m bench.pretrain
+	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.sst2_full    # the longest: about 20 minutes on 2 cores
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -30,22 +30,22 @@ JOB_PROCESS_MARKERS = (
 @contextmanager
 def private_cluster(num_cpus: float) -> Any:
     """Our own cluster and registry in a temp home, stopped afterwards."""
-    from orchestrator import ray_client
     from orchestrator.config import Settings
+    from orchestrator.ray_client import local, scheduler_host
     from orchestrator.registry import Registry
 
     home = Path(tempfile.mkdtemp(prefix="orch-bench-")) / "home"
     settings = Settings(home=home)
-    info, _ = ray_client.start_local_cluster(settings, num_cpus=num_cpus)
+    info, _ = local.start_local_cluster(settings, num_cpus=num_cpus)
     try:
-        ray_client.ensure_scheduler(settings, info)
+        scheduler_host.ensure_scheduler(settings, info)
         yield settings, Registry(settings.resolved_registry_url)
     finally:
         import ray
 
         if ray.is_initialized():
             ray.shutdown()
-        ray_client.stop_local_cluster(settings)
+        local.stop_local_cluster(settings)
 
 
 class PeakMemory:
@@ -122,7 +122,7 @@ def run_baseline(args: list[str]) -> dict[str, Any]:
         "TOKENIZERS_PARALLELISM": "true",
     }
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "hf_baselines.py"), *args],
+        [sys.executable, "-m", "bench.hf_baselines", *args],
         capture_output=True,
         text=True,
         env=env,

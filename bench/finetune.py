@@ -1,7 +1,7 @@
 """Fine-tuning benchmark: our `finetune` job against the plain Hugging Face recipes, in one run,
 on the same SST-2 rows, the same MiniLM base, the same steps and batch size, on this machine.
 
-    python bench/finetune.py [--steps 200] [--batch 16]        # or: make bench
+    python -m bench.finetune [--steps 200] [--batch 16]        # or: make bench
 
 1. ours: the `finetune` job on a private local cluster (Ray Data streaming tokenisation,
    dynamic padding, HF Trainer inside a Ray Train worker with 2 CPUs = 2 torch threads);
@@ -12,13 +12,6 @@ Reports steady-state and end-to-end training samples/s, peak memory and SST-2 de
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as `python bench/<name>.py`: put the repository root first on sys.path instead of
-# bench/, whose tokenize.py would otherwise shadow the standard library's tokenize module.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
 import statistics

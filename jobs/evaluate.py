@@ -9,13 +9,12 @@ import numpy as np
 import torch
 
 from jobs.context import JobContext
-from jobs.data import LABEL, PadCollate, check_columns, read_files, resolve_labels, tokenize
+from jobs.data.collate import PadCollate
+from jobs.data.pipeline import LABEL, check_columns, read_files, resolve_labels, tokenize
 from jobs.errors import JobInputError
 from jobs.metrics import classification_scores, perplexity
 from jobs.specs.models import EvaluateJobSpec
 from jobs.specs.training import DataSpec
-from orchestrator.names import parse_versioned
-from orchestrator.registry import JobStatus, store
 
 MLM_PROBABILITY = 0.15
 
@@ -23,10 +22,8 @@ MLM_PROBABILITY = 0.15
 def run(spec: EvaluateJobSpec, ctx: JobContext) -> dict[str, Any]:
     import transformers
 
-    name, version, alias = parse_versioned(spec.model, "model name")
-    with ctx.registry.session() as session:
-        row = store.get_model_version(session, name, version, alias)
-        folder, task, ref = row.artifact_uri, row.task, f"{name}:{row.version}"
+    row = ctx.model_version(spec.model)
+    folder, task, ref = row.artifact_uri, row.task, row.ref
     config = transformers.AutoConfig.from_pretrained(folder)
     ds, _ = read_files(spec.data, "files")
     kind = "classification" if task == "text-classification" else "mlm"
@@ -47,16 +44,11 @@ def run(spec: EvaluateJobSpec, ctx: JobContext) -> dict[str, Any]:
         else _masked_lm(folder, tokenized, spec)
     )
     rows = [{"name": k, "value": float(v), "split": "eval"} for k, v in scores.items()]
-    with ctx.registry.session() as session:
-        store.add_metrics(session, ctx.job_id, rows)
-        store.transition(
-            session,
-            ctx.job_id,
-            JobStatus.SUCCEEDED,
-            f"evaluated {ref}",
-            result={"model": ref, **{k: round(v, 4) for k, v in scores.items()}},
-            progress=None,
-        )
+    ctx.finish(
+        f"evaluated {ref}",
+        {"model": ref, **{k: round(v, 4) for k, v in scores.items()}},
+        metrics=rows,
+    )
     return {"model": ref, "metrics": scores}
 
 

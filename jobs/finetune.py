@@ -7,12 +7,10 @@ import os
 from typing import Any
 
 from jobs.context import JobContext
-from jobs.data import prepare
+from jobs.data.pipeline import prepare
 from jobs.errors import JobInputError
 from jobs.specs.models import BaseModelSpec, FinetuneJobSpec
 from jobs.training import Lineage, train_and_register
-from orchestrator.names import parse_versioned
-from orchestrator.registry import store
 
 
 def resolve_base(base: BaseModelSpec, ctx: JobContext) -> tuple[str, Lineage]:
@@ -21,15 +19,9 @@ def resolve_base(base: BaseModelSpec, ctx: JobContext) -> tuple[str, Lineage]:
         folder, lineage = base.path, Lineage(base_model=base.path)
     else:
         assert base.model is not None
-        name, version, alias = parse_versioned(base.model, "model name")
-        with ctx.registry.session() as session:
-            row = store.get_model_version(session, name, version, alias)
-            folder = row.artifact_uri
-            lineage = Lineage(
-                base_model=f"{name}:{row.version}",
-                base_version_id=row.id,
-                tokenizer_id=row.tokenizer_id,
-            )
+        row = ctx.model_version(base.model)
+        folder = row.artifact_uri
+        lineage = Lineage(base_model=row.ref, base_version_id=row.id, tokenizer_id=row.tokenizer_id)
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise JobInputError(f"base model folder {folder} does not exist or has no config.json")
     if not any(f.endswith(".safetensors") for f in os.listdir(folder)):

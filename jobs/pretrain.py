@@ -6,12 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.context import JobContext
-from jobs.data import prepare
+from jobs.data.pipeline import prepare
 from jobs.errors import JobInputError
 from jobs.specs.models import ArchitectureSpec, PretrainJobSpec
 from jobs.training import Lineage, train_and_register
-from orchestrator.names import parse_versioned
-from orchestrator.registry import store
 
 
 def model_config(
@@ -55,11 +53,8 @@ def model_config(
 def run(spec: PretrainJobSpec, ctx: JobContext) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    name, version, _ = parse_versioned(spec.tokenizer, "tokenizer name")
-    with ctx.registry.session() as session:
-        tok_row = store.get_tokenizer(session, name, version)
-        tokenizer_dir, tokenizer_id = tok_row.artifact_uri, tok_row.id
-        tokenizer_ref = f"{tok_row.name}:{tok_row.version}"
+    registered = ctx.tokenizer(spec.tokenizer)
+    tokenizer_dir, tokenizer_ref = registered.artifact_uri, registered.ref
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     if tokenizer.mask_token is None or tokenizer.pad_token is None:
         raise JobInputError(
@@ -86,5 +81,5 @@ def run(spec: PretrainJobSpec, ctx: JobContext) -> dict[str, Any]:
             "best_metric": "loss",
         },
         data,
-        Lineage(tokenizer_id=tokenizer_id),
+        Lineage(tokenizer_id=registered.id),
     )

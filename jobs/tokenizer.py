@@ -11,18 +11,10 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers import trainers as tk_trainers
 
-from jobs.context import JobContext
-from jobs.corpus import (
-    LineCounter,
-    batched,
-    fingerprint_files,
-    iter_texts,
-    register_dataset,
-    resolve_corpus,
-)
+from jobs.context import DatasetFacts, JobContext
+from jobs.data.readers import LineCounter, batched, fingerprint_files, iter_texts, resolve_files
 from jobs.errors import JobInputError
 from jobs.specs.tokenizer import TokenizerJobSpec, TokenizerParams, special_token_roles
-from orchestrator.registry import store
 
 
 def build_tokenizer(p: TokenizerParams) -> tuple[Tokenizer, Any]:
@@ -108,7 +100,7 @@ def vocab_hash(tok: Tokenizer) -> str:
 
 
 def run(spec: TokenizerJobSpec, ctx: JobContext) -> dict[str, Any]:
-    files = resolve_corpus(spec.data.files)
+    files = resolve_files(spec.data.files)
     ctx.progress(f"fingerprinting {len(files)} file(s)")
     fp = fingerprint_files(files)
     counter = LineCounter(on_progress=lambda n: ctx.progress(f"training: {n:,} lines read"))
@@ -134,31 +126,14 @@ def run(spec: TokenizerJobSpec, ctx: JobContext) -> dict[str, Any]:
     size, digest = tok.get_vocab_size(with_added_tokens=True), vocab_hash(tok)
     ctx.progress(f"trained on {counter.lines:,} lines in {seconds:.1f}s; vocab {size:,}")
 
-    def register(session: Any, place: Any) -> Any:
-        dataset = register_dataset(session, fp, spec.data.format, {"train": counter.lines})
-        row = store.add_tokenizer(
-            session,
-            name=spec.name,
-            algorithm=spec.tokenizer.algorithm,
-            vocab_size=size,
-            vocab_hash=digest,
-            artifact_uri="",
-            params=spec.tokenizer.model_dump(),
-            training_seconds=round(seconds, 3),
-            dataset_id=dataset.id,
-            job_id=ctx.job_id,
-        )
-        row.artifact_uri = place(row.version)
-        return row
-
-    row = ctx.publish(
+    row = ctx.publish_tokenizer(
         staging,
-        ctx.artifact_root / "tokenizers" / spec.name,
-        register,
-        lambda r: {
-            "tokenizer": f"{r.name}:{r.version}",
-            "artifact_uri": r.artifact_uri,
-            "vocab_size": r.vocab_size,
-        },
+        spec.name,
+        DatasetFacts(fp, spec.data.format, {"train": counter.lines}),
+        algorithm=spec.tokenizer.algorithm,
+        vocab_size=size,
+        vocab_hash=digest,
+        params=spec.tokenizer.model_dump(),
+        training_seconds=round(seconds, 3),
     )
-    return {"tokenizer": f"{row.name}:{row.version}", "path": row.artifact_uri}
+    return {"tokenizer": row.ref, "path": row.artifact_uri}

@@ -2,7 +2,8 @@
 workers on Ray Data shards, with checkpoints, retries, live metrics and best-model export.
 
 The driver builds a ``Plan`` (plain, picklable data) and a ``TorchTrainer``; every worker
-runs ``worker_loop(plan)``. Ray Train restarts the worker group after a worker or node
+runs ``worker_loop(plan)`` and reports metrics and restarts to the driver, which records them
+(workers never open the registry). Ray Train restarts the worker group after a worker or node
 dies (up to ``retries`` times) and the loop resumes from Ray's latest *complete* checkpoint:
 model, optimizer, scheduler, step and RNG state, through the Trainer's own resume.
 """
@@ -11,40 +12,27 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import transformers
 from torch.utils.data import DataLoader, IterableDataset
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
-from jobs.context import JobContext
-from jobs.corpus import register_dataset
-from jobs.data import PadCollate, PreparedData, TokenCounter
+from jobs.context import DatasetFacts, JobContext
+from jobs.data.collate import LengthGroupedBatches, PadCollate
+from jobs.data.pipeline import PreparedData
 from jobs.metrics import perplexity
 from jobs.specs.training import TrainingJobSpec
-
-NON_METRIC_LOG_KEYS = (
-    "epoch",
-    "total_flos",
-    "train_runtime",
-    "train_samples_per_second",
-    "train_steps_per_second",
-    "eval_runtime",
-    "eval_samples_per_second",
-    "eval_steps_per_second",
-    "train_loss",  # the Trainer's end-of-run mean, not a point on the loss curve
-)
+from jobs.trainer_callbacks import MetricsReport, ReportCheckpoint, TimeBudget
+from jobs.worker_reports import DriverSink
 
 
 @dataclass
 class Plan:
     """Everything a worker needs, as plain data (it crosses process boundaries)."""
 
-    job_id: int
-    registry_url: str
     task: str  # "fill-mask" or "text-classification"
     model_dir: str | None  # a pretrained folder to start from (finetune)
     model_config: dict[str, Any] | None  # or a config to build from scratch (pretrain)
@@ -85,9 +73,10 @@ def fit(spec: TrainingJobSpec, ctx: JobContext, plan: Plan, data: PreparedData) 
     from ray.train.torch import TorchTrainer
 
     scaling = spec.scaling
+    sink = DriverSink(ctx)
     trainer = TorchTrainer(
         worker_loop,
-        train_loop_config=asdict(plan),
+        train_loop_config={"plan": asdict(plan), "reporter": sink.reporter},
         scaling_config=ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,
@@ -103,7 +92,8 @@ def fit(spec: TrainingJobSpec, ctx: JobContext, plan: Plan, data: PreparedData) 
         datasets={"train": data.train, "eval": data.eval},
     )
     ctx.progress(f"training: {plan.max_steps} steps on {scaling.num_workers} worker(s)")
-    result = trainer.fit()
+    with sink:
+        result = trainer.fit()
     if not result.return_value:
         raise RuntimeError("training finished but rank 0 returned no result")
     return dict(result.return_value)
@@ -116,23 +106,24 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     """``train_loop_per_worker``: train on this worker's shard, resume after restarts."""
     import ray.train
 
-    plan = Plan(**config)
+    plan, reporter = Plan(**config["plan"]), config["reporter"]
     rank = ray.train.get_context().get_world_rank()
     checkpoint = ray.train.get_checkpoint()
     resume = str(Path(checkpoint.path) / "checkpoint") if checkpoint is not None else None
     if rank == 0 and _is_restart(plan):
-        _record_restart(plan, resume)
+        reporter.restarted(*_restart_facts(resume))
     nodes = _worker_nodes()
     if plan.num_workers == 1:
         _run_as_single_process()
-    trainer = build_trainer(plan, rank)
+    metrics = MetricsReport(reporter, plan.task, plan.max_steps, plan.num_workers)
+    trainer = build_trainer(plan, metrics if rank == 0 else None)
     trainer.train(resume_from_checkpoint=resume)
     final = trainer.evaluate(metric_key_prefix="final")
     if plan.task == "fill-mask":
         final["final_perplexity"] = perplexity(final["final_loss"])
     if trainer.is_world_process_zero():
         export(trainer, plan)
-        RegistryMetrics(plan).write(final, trainer.state.global_step, "final")
+        metrics.send(final, trainer.state.global_step, "final")
         return {
             "metrics": {
                 k.removeprefix("final_"): v
@@ -188,10 +179,9 @@ def _run_as_single_process() -> None:
         os.environ.pop(key, None)
 
 
-def _record_restart(plan: Plan, checkpoint_dir: str | None) -> None:
+def _restart_facts(checkpoint_dir: str | None) -> tuple[str, str]:
+    """(why, how) of a restart of the worker group, for the job's RETRYING/RUNNING events."""
     import json
-
-    from orchestrator.registry import JobStatus, Registry, store
 
     if checkpoint_dir is None:
         why, how = "restarting from scratch: no complete checkpoint yet", "restarted from step 0"
@@ -200,9 +190,7 @@ def _record_restart(plan: Plan, checkpoint_dir: str | None) -> None:
         step = state.get("global_step", "?")
         why = f"restarting from the checkpoint at step {step}"
         how = f"resumed from step {step} ({checkpoint_dir})"
-    with Registry(plan.registry_url).session() as session:
-        store.transition(session, plan.job_id, JobStatus.RETRYING, f"a worker or node died; {why}")
-        store.transition(session, plan.job_id, JobStatus.RUNNING, how)
+    return f"a worker or node died; {why}", how
 
 
 def build_model(plan: Plan) -> Any:
@@ -267,7 +255,7 @@ def training_args(plan: Plan) -> TrainingArguments:
     )
 
 
-def build_trainer(plan: Plan, rank: int) -> Any:
+def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:
     import ray.train
 
     from jobs.metrics import compute_metrics_fn
@@ -287,8 +275,8 @@ def build_trainer(plan: Plan, rank: int) -> Any:
     callbacks: list[Any] = [ReportCheckpoint()]
     if plan.train.get("max_seconds"):
         callbacks.append(TimeBudget(plan.train["max_seconds"]))
-    if rank == 0:
-        callbacks.append(RegistryMetrics(plan))
+    if metrics is not None:  # rank 0
+        callbacks.append(metrics)
     compute = (
         compute_metrics_fn(plan.metrics, plan.num_labels or 2)
         if plan.task == "text-classification"
@@ -325,30 +313,6 @@ class ShardTrainer(Trainer):
         return DataLoader(_Batches(eval_dataset or self.eval_dataset), batch_size=None)
 
 
-class LengthGroupedBatches:
-    """Batches of similar length: sort windows of 50 batches by length, then shuffle the
-    batches (less padding, same randomness across the epoch as a whole)."""
-
-    WINDOW = 50
-
-    def __init__(self, shard: Any, batch_size: int, collate: PadCollate) -> None:
-        self.shard, self.batch_size, self.collate = shard, batch_size, collate
-
-    def __iter__(self) -> Any:
-        import numpy as np
-
-        rng = np.random.default_rng()
-        for window in self.shard.iter_batches(
-            batch_size=self.batch_size * self.WINDOW, batch_format="numpy"
-        ):
-            order = np.argsort([len(x) for x in window["input_ids"]], kind="stable")
-            starts = list(range(0, len(order), self.batch_size))
-            rng.shuffle(starts)
-            for start in starts:
-                idx = order[start : start + self.batch_size]
-                yield self.collate({k: v[idx] for k, v in window.items()})
-
-
 def export(trainer: Any, plan: Plan) -> None:
     """The best model (loaded at the end of training) and its tokenizer, as safetensors."""
     trainer.save_model(plan.export_dir)
@@ -356,123 +320,6 @@ def export(trainer: Any, plan: Plan) -> None:
     pickled = Path(plan.export_dir) / "training_args.bin"  # torch.save: no pickles in artifacts
     pickled.unlink(missing_ok=True)
     (Path(plan.export_dir) / "training_args.json").write_text(trainer.args.to_json_string())
-
-
-class ReportCheckpoint(TrainerCallback):
-    """Reports each saved checkpoint to Ray Train, complete.
-
-    Ray's ``RayTrainReportCallback`` has every rank copy "the last checkpoint" as soon as its
-    own part is saved; with the output folder shared between workers (as multi-node training
-    needs), a fast rank copied the optimizer file while rank 0 was still writing it, and a
-    resumed job failed on a truncated file (seen in the kill-a-worker test). Here all ranks
-    first meet at a barrier, then rank 0 alone copies the folder and reports it.
-    """
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        import shutil
-        import tempfile
-
-        import ray.train
-        import torch.distributed as dist
-        from transformers.trainer_utils import get_last_checkpoint
-
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()  # every rank has finished writing its files
-        metrics: dict[str, Any] = {}
-        for entry in state.log_history:
-            metrics.update(entry)
-        if not state.is_world_process_zero:
-            ray.train.report(metrics=metrics, checkpoint=None)  # a collective: all ranks call
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            source = get_last_checkpoint(args.output_dir)
-            checkpoint = None
-            if source is not None:
-                shutil.copytree(source, Path(tmp) / "checkpoint")
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics=metrics, checkpoint=checkpoint)
-
-
-class TimeBudget(TrainerCallback):
-    """Stops training once ``seconds`` have passed, on the same step on every rank (a rank
-    that stopped alone would leave the others waiting in DDP forever)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.started: float | None = None
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.started = time.perf_counter()
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        import torch
-        import torch.distributed as dist
-
-        over = float(time.perf_counter() - (self.started or 0.0) > self.seconds)
-        if dist.is_available() and dist.is_initialized():
-            flag = torch.tensor([over])
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            over = float(flag.item())
-        if over:
-            control.should_training_stop = True
-
-
-# --- live metrics -------------------------------------------------------------------------------
-
-
-class RegistryMetrics(TrainerCallback):
-    """Rank 0 writes every logged value to the registry while the job runs, with samples/s
-    and tokens/s of the whole worker group (this worker's count x the number of workers)."""
-
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
-        self.registry: Any = None
-        self.last = (time.perf_counter(), TokenCounter.tokens, TokenCounter.rows)
-
-    def on_log(
-        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
-    ) -> None:
-        logs = dict(logs or {})
-        if any(k.startswith("final_") for k in logs):  # written once, by worker_loop
-            return
-        split = "eval" if any(k.startswith("eval_") for k in logs) else "train"
-        if split == "train" and "loss" in logs:
-            now, tokens, rows = time.perf_counter(), TokenCounter.tokens, TokenCounter.rows
-            elapsed = max(now - self.last[0], 1e-9)
-            logs["samples_per_s"] = (rows - self.last[2]) * self.plan.num_workers / elapsed
-            logs["tokens_per_s"] = (tokens - self.last[1]) * self.plan.num_workers / elapsed
-            self.last = (now, tokens, rows)
-        if split == "eval" and self.plan.task == "fill-mask" and "eval_loss" in logs:
-            logs["eval_perplexity"] = perplexity(logs["eval_loss"])
-        self.write(logs, state.global_step, split, state.epoch)
-
-    def write(
-        self, logs: dict[str, Any], step: int, split: str, epoch: float | None = None
-    ) -> None:
-        from orchestrator.registry import Registry, store
-
-        rows = [
-            {
-                "name": key.removeprefix(f"{split}_"),
-                "value": float(value),
-                "step": step,
-                "epoch": epoch,
-                "split": split,
-            }
-            for key, value in logs.items()
-            if key not in NON_METRIC_LOG_KEYS
-            and isinstance(value, int | float)
-            and not key.endswith(("_runtime", "_per_second"))
-        ]
-        if not rows:
-            return
-        self.registry = self.registry or Registry(self.plan.registry_url)
-        with self.registry.session() as session:
-            store.add_metrics(session, self.plan.job_id, rows)
-            summary = ", ".join(f"{r['name']} {r['value']:.4g}" for r in rows[:4])
-            store.set_progress(
-                session, self.plan.job_id, f"step {step}/{self.plan.max_steps} ({split}): {summary}"
-            )
 
 
 # --- the whole job, as pretrain and finetune run it ---------------------------------------------
@@ -493,14 +340,10 @@ def train_and_register(
     """Schedule, fit on the cluster, then register the exported best model atomically."""
     import shutil
 
-    from orchestrator.registry import store
-
     max_steps, eval_steps, warmup = schedule(spec, data.splits["train"].rows)
     staging = ctx.staging_dir()
     run_dir = ctx.artifact_root / "checkpoints" / f"job-{ctx.job_id}"
     plan = Plan(
-        job_id=ctx.job_id,
-        registry_url=ctx.registry.url,
         output_dir=str(run_dir / "hf"),
         export_dir=str(staging),
         max_steps=max_steps,
@@ -515,39 +358,20 @@ def train_and_register(
     )
     result = fit(spec, ctx, plan, data)
 
-    def register(session: Any, place: Any) -> Any:
-        ids = {}
-        for split, info in data.splits.items():
-            ids[split] = register_dataset(
-                session, info.fingerprint, _format(spec, split), {split: info.rows}
-            ).id
-        row = store.add_model_version(
-            session,
-            name=spec.name,
-            task=plan.task,
-            artifact_uri="",
-            base_model=lineage.base_model,
-            base_version_id=lineage.base_version_id,
-            tokenizer_id=lineage.tokenizer_id,
-            dataset_id=ids["train"],
-            job_id=ctx.job_id,
-            metrics={**result["metrics"], "global_step": result["global_step"]},
-            code_version=ctx.code_version,
-        )
-        row.artifact_uri = place(row.version)
-        return row
-
-    row = ctx.publish(
+    metrics = {**result["metrics"], "global_step": result["global_step"]}
+    row = ctx.publish_model(
         staging,
-        ctx.artifact_root / "models" / spec.name,
-        register,
-        lambda r: {
-            "model": f"{spec.name}:{r.version}",
-            "task": r.task,
-            "artifact_uri": r.artifact_uri,
-            "worker_nodes": len(set(result.get("worker_nodes", []))),
-            **_headline(r.metrics),
+        spec.name,
+        plan.task,
+        {
+            split: DatasetFacts(info.fingerprint, _format(spec, split), {split: info.rows})
+            for split, info in data.splits.items()
         },
+        {"worker_nodes": len(set(result.get("worker_nodes", []))), **_headline(metrics)},
+        base_model=lineage.base_model,
+        base_version_id=lineage.base_version_id,
+        tokenizer_id=lineage.tokenizer_id,
+        metrics=metrics,
     )
     shutil.rmtree(run_dir, ignore_errors=True)  # the best model is exported and registered
     return {"model": f"{spec.name}:{row.version}", "metrics": result["metrics"]}

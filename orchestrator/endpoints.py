@@ -15,11 +15,19 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from jobs.specs.serving import INDEX_APP, TASKS, ServeOptions
-from orchestrator import ray_client
+from jobs.specs.names import parse_versioned
+from jobs.specs.serving import (
+    INDEX_APP,
+    INDEX_APP_BUILDER,
+    MODEL_APP_BUILDER,
+    TASKS,
+    ServeOptions,
+)
 from orchestrator.config import Settings
 from orchestrator.errors import ClusterError, OrchestratorError, UsageError
-from orchestrator.names import parse_versioned
+from orchestrator.ray_client.cluster_info import ClusterInfo
+from orchestrator.ray_client.connection import resolve_cluster
+from orchestrator.ray_client.serve import run_app, serve_applications, serve_delete
 from orchestrator.registry import Registry, store
 from orchestrator.registry.models import DeploymentStatus, ModelVersion
 
@@ -141,16 +149,14 @@ def _run(
     update that fails leaves the application as Serve keeps it (its earlier replicas)."""
     info = None
     try:
-        info = ray_client.resolve_cluster(settings, start=True)
-        # Connect before importing Ray Serve: Ray reads the auth token once per process, and
-        # an import that came first would fix it to "none" (then every call is refused).
-        ray_client.connect(info)
-        from jobs.serving import index_app, model_app
-
-        if INDEX_APP not in ray_client.serve_applications(info):
-            ray_client.serve_run(settings, info, INDEX_APP, index_app(), ROUTE_PREFIX)
+        info = resolve_cluster(settings, start=True)
+        # The applications are built on the cluster from their builders' import paths (this
+        # process imports no Serve deployment); each call connects before importing Ray Serve.
+        if INDEX_APP not in serve_applications(info):
+            run_app(settings, info, INDEX_APP, ROUTE_PREFIX, INDEX_APP_BUILDER)
         route = f"{ROUTE_PREFIX}/{name}"
-        url = ray_client.serve_run(settings, info, name, model_app(name, options, config), route)
+        args = {"name": name, "options": options.model_dump(), "model": config}
+        url = run_app(settings, info, name, route, MODEL_APP_BUILDER, args)
     except BaseException as exc:  # Ctrl-C too: the row must not stay DEPLOYING
         why = str(exc) or type(exc).__name__
         if new and info is not None:
@@ -175,10 +181,10 @@ def _run(
     return url
 
 
-def _remove_quietly(info: ray_client.ClusterInfo, name: str) -> None:
+def _remove_quietly(info: ClusterInfo, name: str) -> None:
     try:
-        if name in ray_client.serve_applications(info):
-            ray_client.serve_delete(info, name)
+        if name in serve_applications(info):
+            serve_delete(info, name)
     except Exception:  # noqa: BLE001 - the deploy's own error is the one to report
         pass
 
@@ -227,12 +233,12 @@ def delete(settings: Settings, registry: Registry, name: str) -> str:
     with registry.session() as session:
         store.get_deployment(session, name)
     try:
-        info = ray_client.resolve_cluster(settings)
+        info = resolve_cluster(settings)
     except ClusterError:  # no local cluster runs: nothing is served any more
         info, message = None, "deleted (its cluster was not running)"
     if info is not None:  # an unreachable cluster raises: its row stays as it is
-        if name in ray_client.serve_applications(info):
-            ray_client.serve_delete(info, name)
+        if name in serve_applications(info):
+            serve_delete(info, name)
         message = "deleted"
     with registry.session() as session:
         store.save_deployment(session, name, status=DeploymentStatus.DELETED, message=message)
@@ -242,8 +248,8 @@ def delete(settings: Settings, registry: Registry, name: str) -> str:
 def live_status(settings: Settings, name: str) -> dict[str, Any] | None:
     """What Serve says of the application now (None when no cluster is reachable)."""
     try:
-        info = ray_client.resolve_cluster(settings)
-        return ray_client.serve_applications(info).get(name, {"status": "NOT_SERVED"})
+        info = resolve_cluster(settings)
+        return serve_applications(info).get(name, {"status": "NOT_SERVED"})
     except ClusterError:
         return None
 

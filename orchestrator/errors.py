@@ -1,9 +1,13 @@
 """Errors the control plane raises, each with the CLI exit code it maps to.
 
 Exit codes follow click: 0 success, 1 a failed job or runtime error, 2 bad usage or spec.
+A bad spec, name or reference raises ``SpecError`` from ``jobs.specs`` (exit code 2), which
+the control plane treats like its own errors (``USER_ERRORS``).
 """
 
 from __future__ import annotations
+
+from jobs.specs.errors import SpecError  # the specs' own error; exit code 2 like UsageError
 
 
 class OrchestratorError(Exception):
@@ -29,23 +33,6 @@ class UsageError(OrchestratorError):
     exit_code = 2
 
 
-class SpecError(UsageError):
-    """A job spec that does not validate. Carries every problem found, not only the first."""
-
-    def __init__(self, message: str, problems: list[str] | None = None, hint: str | None = None):
-        super().__init__(message, hint)
-        self.problems = problems or []
-
-    def __reduce__(self):
-        return (type(self), (self.message, self.problems, self.hint))
-
-    def __str__(self) -> str:
-        lines = [self.message, *(f"  - {p}" for p in self.problems)]
-        if self.hint:
-            lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
-
-
 class NotFoundError(OrchestratorError):
     """A job, tokenizer, model or other registry object that does not exist."""
 
@@ -58,3 +45,17 @@ class ClusterError(OrchestratorError):
 
 class JobFailedError(OrchestratorError):
     """A job that a user waited for ended FAILED or CANCELLED."""
+
+
+# What the CLI reports as one line with its exit code, never as a traceback.
+USER_ERRORS = (OrchestratorError, SpecError)
+
+__all__ = [
+    "USER_ERRORS",
+    "ClusterError",
+    "JobFailedError",
+    "NotFoundError",
+    "OrchestratorError",
+    "SpecError",
+    "UsageError",
+]

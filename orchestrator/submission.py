@@ -57,13 +57,13 @@ def ensure_scheduler(settings: Settings, registry: Registry, start_cluster: bool
 
     if fresh():
         return
-    from orchestrator import ray_client
+    from orchestrator.ray_client import connection, local, scheduler_host
 
-    with ray_client.file_lock(settings.cluster_dir / "scheduler.lock"):
+    with local.file_lock(settings.cluster_dir / "scheduler.lock"):
         if fresh():  # another `orch submit` started it while we waited
             return
-        info = ray_client.resolve_cluster(settings, start=start_cluster)
-        ray_client.ensure_scheduler(settings, info)
+        info = connection.resolve_cluster(settings, start=start_cluster)
+        scheduler_host.ensure_scheduler(settings, info)
 
 
 @dataclass

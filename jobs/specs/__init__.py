@@ -14,9 +14,9 @@ import yaml
 from pydantic import ValidationError
 
 from jobs.specs.common import JobSpecBase
+from jobs.specs.errors import SpecError
 from jobs.specs.models import EvaluateJobSpec, FinetuneJobSpec, PretrainJobSpec
 from jobs.specs.tokenizer import TokenizerJobSpec
-from orchestrator.errors import SpecError
 
 SPEC_CLASSES: dict[str, type[JobSpecBase]] = {
     "tokenizer": TokenizerJobSpec,
@@ -145,6 +145,7 @@ __all__ = [
     "FinetuneJobSpec",
     "JobSpecBase",
     "PretrainJobSpec",
+    "SpecError",
     "TokenizerJobSpec",
     "load_spec",
     "parse_spec",

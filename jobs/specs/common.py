@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from orchestrator.names import NAME_PATTERN
+from jobs.specs.names import NAME_PATTERN, NAME_RULE, is_valid_name
 
 FileFormat = Literal["auto", "text", "jsonl", "csv", "tsv", "parquet"]
 CLASSIFICATION_METRICS = ("accuracy", "f1", "precision", "recall", "matthews_correlation")
@@ -59,13 +59,21 @@ class JobSpecBase(StrictModel):
     @field_validator("name")
     @classmethod
     def _no_dot_dot(cls, value: str) -> str:
-        if ".." in value:
-            raise ValueError("must not contain '..'")
+        if not is_valid_name(value):
+            raise ValueError(NAME_RULE)
         return value
 
     def gang(self) -> list[dict[str, float]]:
         """Resource bundles that must all fit at once for the job to start (driver first)."""
         raise NotImplementedError
+
+
+def check_metrics(cls: type, metrics: list[str]) -> list[str]:
+    """A field validator: every metric is one the offline metric scripts compute."""
+    unknown = [m for m in metrics if m not in CLASSIFICATION_METRICS]
+    if unknown:
+        raise ValueError(f"unknown {unknown}; known: {list(CLASSIFICATION_METRICS)}")
+    return metrics
 
 
 def resolve_paths(patterns: list[str], info: ValidationInfo) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from jobs.specs.common import JobSpecBase, Resources, StrictModel, resolve_paths
+from jobs.specs.common import JobSpecBase, Resources, StrictModel, check_metrics, resolve_paths
 from jobs.specs.training import (
     Columns,
     DataSpec,
@@ -16,8 +16,6 @@ from jobs.specs.training import (
     check_ref,
     training_gang,
 )
-
-ARCHITECTURES = ("distilbert", "bert", "roberta")
 
 
 class ArchitectureSpec(StrictModel):
@@ -115,17 +113,13 @@ class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):
         default_factory=lambda: ["accuracy", "f1"],
         description="accuracy, f1, precision, recall, matthews_correlation",
     )
+    _known_metrics = field_validator("metrics")(check_metrics)
     best_metric: str = Field(
         "accuracy", description="The checkpoint registered is the best by this eval metric."
     )
 
     @model_validator(mode="after")
     def _best_is_measured(self) -> FinetuneJobSpec:
-        from jobs.specs.common import CLASSIFICATION_METRICS
-
-        unknown = [m for m in self.metrics if m not in CLASSIFICATION_METRICS]
-        if unknown:
-            raise ValueError(f"metrics: unknown {unknown}; known: {list(CLASSIFICATION_METRICS)}")
         if self.best_metric not in (*self.metrics, "loss"):
             raise ValueError(
                 f"best_metric {self.best_metric!r} must be one of metrics {self.metrics} or 'loss'"
@@ -152,7 +146,12 @@ class EvaluateJobSpec(JobSpecBase):
     kind: Literal["evaluate"] = "evaluate"
     model: str = Field(description="NAME, NAME:VERSION or NAME@ALIAS of a registered model.")
     data: EvalDataSpec
-    metrics: list[str] = Field(default_factory=lambda: ["accuracy", "f1"])
+    metrics: list[str] = Field(
+        default_factory=lambda: ["accuracy", "f1"],
+        description="For classifiers: accuracy, f1, precision, recall, matthews_correlation. "
+        "Masked LMs are always scored by loss and perplexity.",
+    )
+    _known_metrics = field_validator("metrics")(check_metrics)
     batch_size: int = Field(64, gt=0)
     resources: Resources = Field(default_factory=lambda: Resources())
 

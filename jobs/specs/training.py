@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from jobs.specs.common import FileFormat, StrictModel, resolve_paths
-from orchestrator.names import NAME_PATTERN
+from jobs.specs.errors import SpecError
+from jobs.specs.names import parse_versioned
 
 
 class Files(StrictModel):
@@ -114,9 +115,10 @@ def check_ref(value: str | None, what: str) -> str | None:
     """A registry reference NAME, NAME:VERSION or NAME@ALIAS."""
     if value is None:
         return None
-    name = value.split("@", 1)[0].split(":", 1)[0]
-    if not NAME_PATTERN.match(name) or ".." in name:
-        raise ValueError(f"{what} {value!r} is not NAME, NAME:VERSION or NAME@ALIAS")
+    try:
+        parse_versioned(value, what)
+    except SpecError:
+        raise ValueError(f"{what} {value!r} is not NAME, NAME:VERSION or NAME@ALIAS") from None
     return value
 
 

@@ -11,16 +11,20 @@ import sys
 import click
 
 from orchestrator.cli import cluster, datasets, jobs, models, serve, submit, tokenizers
-from orchestrator.errors import OrchestratorError
 
 
 class OrchGroup(click.Group):
-    """Turns OrchestratorError into a one-line message and its exit code (1 or 2)."""
+    """Turns our errors (a bad spec, a missing job, an unreachable cluster...) into a one-line
+    message and their exit code (1 or 2); anything else stays a traceback (a bug)."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
-        except OrchestratorError as exc:
+        except Exception as exc:
+            from orchestrator.errors import USER_ERRORS  # imported late: `orch --help` stays fast
+
+            if not isinstance(exc, USER_ERRORS):
+                raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
 

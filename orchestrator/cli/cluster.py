@@ -30,16 +30,16 @@ def cluster() -> None:
 @address_option
 def up(num_cpus: float | None, num_gpus: float | None, address: str | None) -> None:
     """Start the local Ray head (or attach to --address) and this registry's scheduler."""
-    from orchestrator import ray_client
+    from orchestrator.ray_client import connection, local, scheduler_host
 
     s = settings(cluster_address=address)
     if s.cluster_address:
-        cluster_info, started = ray_client.resolve_cluster(s), False
+        cluster_info, started = connection.resolve_cluster(s), False
     else:
         info("starting the local Ray cluster ...")
-        cluster_info, started = ray_client.start_local_cluster(s, num_cpus, num_gpus)
+        cluster_info, started = local.start_local_cluster(s, num_cpus, num_gpus)
     registry(s)  # create and migrate the registry before the scheduler uses it
-    pid = ray_client.ensure_scheduler(s, cluster_info)
+    pid = scheduler_host.ensure_scheduler(s, cluster_info)
     info(("started" if started else "already running") + f": Ray at {cluster_info.gcs_address}")
     info(
         f"  dashboard and Jobs API: {cluster_info.dashboard_url} (token: {cluster_info.token_path})"
@@ -53,12 +53,12 @@ def up(num_cpus: float | None, num_gpus: float | None, address: str | None) -> N
 @address_option
 def status(fmt: str, address: str | None) -> None:
     """Nodes with their total and free CPUs, GPUs and memory."""
-    from orchestrator import ray_client
+    from orchestrator.ray_client import connection
     from orchestrator.submission import scheduler_heartbeat
 
     s = settings(cluster_address=address)
-    cluster_info = ray_client.resolve_cluster(s)
-    emit(ray_client.cluster_nodes(cluster_info), NODE_COLUMNS, fmt)
+    cluster_info = connection.resolve_cluster(s)
+    emit(connection.cluster_nodes(cluster_info), NODE_COLUMNS, fmt)
     beat = scheduler_heartbeat(s, registry(s))
     info(
         f"cluster {cluster_info.gcs_address}; dashboard {cluster_info.dashboard_url}; "
@@ -69,11 +69,12 @@ def status(fmt: str, address: str | None) -> None:
 @cluster.command("down")
 def down() -> None:
     """Stop the local cluster started by `orch cluster up` (only its own processes)."""
-    from orchestrator import endpoints, ray_client
+    from orchestrator import endpoints
+    from orchestrator.ray_client import local
 
     s = settings()
-    running = ray_client.local_cluster(s)
-    count = ray_client.stop_local_cluster(s)
+    running = local.local_cluster(s)
+    count = local.stop_local_cluster(s)
     info(f"stopped {count} Ray process(es)" if count else "no local cluster was running")
     if running and (gone := endpoints.forget_cluster(registry(s), running.gcs_address)):
         info(f"{gone} endpoint(s) served there are marked DELETED")

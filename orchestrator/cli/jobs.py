@@ -144,8 +144,9 @@ def logs(job_id: int, follow: bool) -> None:
     """The driver's log (stdout and stderr), from the Ray cluster."""
     import time
 
-    from orchestrator import ray_client
     from orchestrator.errors import JobFailedError
+    from orchestrator.ray_client.connection import resolve_cluster
+    from orchestrator.ray_client.logs import follow_logs, job_logs
     from orchestrator.registry import store
 
     s = settings()
@@ -169,9 +170,9 @@ def logs(job_id: int, follow: bool) -> None:
             f"(`orch jobs why {job_id}` says why it waits)"
         )
         return
-    cluster = ray_client.resolve_cluster(s)
+    cluster = resolve_cluster(s)
     if follow:
-        for chunk in ray_client.follow_logs(cluster, ray_id):
+        for chunk in follow_logs(cluster, ray_id):
             click.echo(chunk, nl=False)
         with reg.session() as session:
             job = store.get_job(session, job_id)
@@ -179,7 +180,7 @@ def logs(job_id: int, follow: bool) -> None:
         if final != "SUCCEEDED":
             raise JobFailedError(f"job {job_id} {final}: {error or ''}")
     else:
-        click.echo(ray_client.job_logs(cluster, ray_id), nl=False)
+        click.echo(job_logs(cluster, ray_id), nl=False)
 
 
 @jobs.command("cancel")

@@ -71,7 +71,7 @@ def list_models(task: str | None, name: str | None, sort_by: str | None, fmt: st
 @format_option
 def show(ref: str, fmt: str) -> None:
     """One version with its lineage: job, spec, dataset, tokenizer, base model, code."""
-    from orchestrator.names import parse_versioned
+    from jobs.specs.names import parse_versioned
     from orchestrator.registry import store
     from orchestrator.registry.models import Dataset, Job, ModelVersion, Tokenizer
 
@@ -112,7 +112,7 @@ def show(ref: str, fmt: str) -> None:
 )
 def promote(name: str, version: int, alias: str) -> None:
     """Point NAME@ALIAS at VERSION; the move is recorded."""
-    from orchestrator.names import check_name
+    from jobs.specs.names import check_name
     from orchestrator.registry import store
 
     check_name(alias, "alias")

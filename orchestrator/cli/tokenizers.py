@@ -59,7 +59,7 @@ def list_tokenizers(name: str | None, limit: int, fmt: str) -> None:
 @format_option
 def show(ref: str, fmt: str) -> None:
     """One tokenizer version (the latest if none is given), with its training corpus."""
-    from orchestrator.names import parse_versioned
+    from jobs.specs.names import parse_versioned
     from orchestrator.registry import store
 
     name, version, _alias = parse_versioned(ref, "tokenizer name")

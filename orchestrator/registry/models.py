@@ -49,7 +49,6 @@ class JobStatus(enum.StrEnum):
 
 
 ACTIVE_STATUSES = (JobStatus.STARTING, JobStatus.RUNNING, JobStatus.RETRYING)
-TERMINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class Job(Base):

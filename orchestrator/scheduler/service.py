@@ -27,7 +27,7 @@ SUBMIT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # ~30 s before a refused 
 
 
 class Backend(Protocol):
-    """What the scheduler needs from a Ray cluster (implemented in ray_client)."""
+    """What the scheduler needs from a Ray cluster (``ray_client.jobs_api.RayBackend``)."""
 
     def nodes(self) -> list[dict[str, float]]: ...
     def job_statuses(self) -> dict[str, tuple[str, str]]: ...

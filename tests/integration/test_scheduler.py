@@ -47,6 +47,34 @@ def wait_for_status(reg: Registry, job_id: int, status: str, timeout: float = 60
     raise AssertionError(f"job {job_id} did not reach {status} in {timeout}s")
 
 
+def wait_for_waiting(cluster: dict, job_ids: list[int], timeout: float = 60) -> dict[str, str]:
+    """The scheduler's reasons for the waiting jobs, from the first fresh heartbeat that
+    names every one of ``job_ids``."""
+    deadline = time.monotonic() + timeout
+    beat = None
+    while time.monotonic() < deadline:
+        beat = submission.scheduler_heartbeat(cluster["settings"], cluster["registry"])
+        if beat is not None and beat[1] < 10:
+            waiting = beat[0].get("waiting", {})
+            if all(str(j) in waiting for j in job_ids):
+                return waiting
+        time.sleep(0.2)
+    raise AssertionError(f"the scheduler never reported jobs {job_ids} waiting: {beat}")
+
+
+def wait_until_gone(pid: int, timeout: float = 30) -> bool:
+    """Whether the process ends (or is a zombie) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def driver_pid(reg: Registry, job_id: int) -> int:
     with reg.session() as s:
         reasons = [e.reason for e in store.get_job(s, job_id).events]
@@ -112,7 +140,7 @@ def test_cancel_a_running_job_stops_its_driver(ray_cluster: dict, gutenberg: Pat
         assert store.request_cancel(s, job_id) == "CANCEL_REQUESTED"
     outcome = wait(ray_cluster, job_id, timeout=60)
     assert outcome.status == JobStatus.CANCELLED
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert wait_until_gone(pid), f"the driver (pid {pid}) of a cancelled job still runs"
     with reg.session() as s:
         assert store.list_tokenizers(s, "cancelled") == []
 
@@ -134,10 +162,7 @@ def test_priority_then_fifo_and_why(ray_cluster: dict, gutenberg: Path) -> None:
     low = submit(ray_cluster, small, name="low", resources=whole)
     high = submit(ray_cluster, small, priority=10, name="high", resources=whole)
     never = submit(ray_cluster, small, name="never", resources={"cpus": 64})
-    time.sleep(2.5)  # a few scheduler ticks
-    beat = submission.scheduler_heartbeat(ray_cluster["settings"], reg)
-    assert beat is not None and beat[1] < 10
-    waiting = beat[0]["waiting"]
+    waiting = wait_for_waiting(ray_cluster, [high, low, never])
     assert waiting[str(high)].startswith("waiting for resources: asks for 2 CPU, free now 0 CPU")
     assert waiting[str(low)].startswith(f"queued behind job {high}")
     assert "can never start on this cluster" in waiting[str(never)]
@@ -152,12 +177,12 @@ def test_priority_then_fifo_and_why(ray_cluster: dict, gutenberg: Path) -> None:
 
 
 def test_scheduler_restarts_after_being_killed(ray_cluster: dict, tmp_path: Path) -> None:
-    import ray
-
-    from orchestrator import ray_client
+    from orchestrator.ray_client.connection import NAMESPACE, connect
+    from orchestrator.ray_client.scheduler_host import scheduler_name
 
     settings, reg = ray_cluster["settings"], ray_cluster["registry"]
-    actor = ray.get_actor(ray_client.scheduler_name(settings), namespace=ray_client.NAMESPACE)
+    ray = connect(ray_cluster["info"])  # this cluster, by its address
+    actor = ray.get_actor(scheduler_name(settings), namespace=NAMESPACE)
     old_pid = ray.get(actor.ping.remote())
     ray.kill(actor, no_restart=False)
     corpus = tmp_path / "c.txt"

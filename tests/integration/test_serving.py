@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from jobs.specs import parse_spec
-from orchestrator import endpoints, ray_client, submission
-from orchestrator.registry import JobStatus, store
+from orchestrator import endpoints
+from orchestrator.ray_client.connection import resolve_cluster
+from orchestrator.ray_client.serve import serve_applications
+from orchestrator.registry import store
 from orchestrator.registry.models import DeploymentStatus
-from tests.conftest import REPO, make_tiny_model, run_orch
+from tests.conftest import make_tiny_model, run_orch
 
 pytestmark = pytest.mark.integration
 
-SST2 = REPO / "jobs" / "data" / "sst2"
 SMALL = {"cpus_per_replica": 0.25, "max_batch_size": 8}
 
 
@@ -40,31 +40,23 @@ def http(url: str, body: Any = None, headers: dict[str, str] | None = None) -> t
 
 
 @pytest.fixture(scope="module")
-def served(ray_cluster: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """serve-cls:1 fine-tuned by a finetune job, serve-cls:2 another version, serve-mlm:1 a
-    masked LM; serve-cls@production and serve-mlm served. Endpoints are deleted afterwards so
-    that later tests get the cluster's CPUs back."""
+def served(
+    ray_cluster: dict, sst2_classifier: dict, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    """serve-cls:1 the SST-2 classifier fine-tuned by a finetune job (the shared one's files),
+    serve-cls:2 another version, serve-mlm:1 a masked LM; serve-cls@production and serve-mlm
+    served. Endpoints are deleted afterwards so that later tests get the cluster's CPUs back."""
     settings, registry = ray_cluster["settings"], ray_cluster["registry"]
     root = tmp_path_factory.mktemp("serving")
-    spec = {
-        "kind": "finetune",
-        "name": "serve-cls",
-        "base": {"path": str(make_tiny_model(root / "base", "text-classification"))},
-        "data": {
-            "train": {"files": [str(SST2 / "train.tsv")]},
-            "eval": {"files": [str(SST2 / "dev.tsv")]},
-            "max_rows": 256,
-            "columns": {"text": "sentence"},
-            "max_length": 64,
-        },
-        "labels": ["negative", "positive"],
-        "train": {"max_steps": 16, "batch_size": 16, "lr": 1e-3, "eval_steps": 16},
-        "scaling": {"num_workers": 1, "data_cpus": 0.5},
-    }
-    job_id = submission.submit_spec(registry, parse_spec(spec))
-    outcome = submission.follow(registry, job_id, lambda e: None, lambda p: None, timeout=600)
-    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
     with registry.session() as s:
+        trained = store.get_model_version(s, sst2_classifier["name"])
+        store.add_model_version(
+            s,
+            name="serve-cls",
+            task="text-classification",
+            artifact_uri=trained.artifact_uri,
+            job_id=trained.job_id,
+        )
         second = make_tiny_model(root / "v2", "text-classification", seed=1)
         store.add_model_version(
             s, name="serve-cls", task="text-classification", artifact_uri=str(second)
@@ -225,10 +217,10 @@ def test_a_model_that_fails_to_load_is_a_failed_endpoint_that_says_why(
         run_orch(["endpoints", "show", "serve-broken", "--format", "json"], env, check=True).stdout
     )
     assert shown["status"] == "FAILED" and "serve-broken:1" in shown["message"], shown
-    info = ray_client.resolve_cluster(settings)
-    assert "serve-broken" not in ray_client.serve_applications(info)  # nothing keeps retrying
+    info = resolve_cluster(settings)
+    assert "serve-broken" not in serve_applications(info)  # nothing keeps retrying
     out = run_orch(["serve", "serve-broken"], env, timeout=600)  # again: the same, cleanly
-    assert out.returncode != 0 and "serve-broken" not in ray_client.serve_applications(info)
+    assert out.returncode != 0 and "serve-broken" not in serve_applications(info)
     status, answer, _ = http(served["urls"]["serve-cls"].replace("serve-cls", "serve-broken"))
     assert status == 404 and "serve-broken" in answer["error"]
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
 
+from jobs.errors import JobInputError
+from jobs.specs.errors import SpecError
+from jobs.specs.names import check_name, parse_versioned
 from orchestrator.config import load_settings
-from orchestrator.errors import UsageError
-from orchestrator.names import check_name, parse_versioned
+from orchestrator.errors import ClusterError, NotFoundError, UsageError
 
 
 @pytest.mark.parametrize("name", ["bert-base", "tok_v2", "a.b", "A1"])
@@ -18,16 +21,37 @@ def test_good_names(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["", "..", "../x", "a/b", "a\\b", ".x", "-x", "x" * 65, "a..b"])
 def test_bad_names(name: str) -> None:
-    with pytest.raises(UsageError, match="invalid"):
+    with pytest.raises(SpecError, match="invalid") as exc:
         check_name(name)
+    assert exc.value.exit_code == 2
 
 
 def test_versioned_refs() -> None:
     assert parse_versioned("tok") == ("tok", None, None)
     assert parse_versioned("tok:3") == ("tok", 3, None)
     assert parse_versioned("clf@production") == ("clf", None, "production")
-    with pytest.raises(UsageError):
+    with pytest.raises(SpecError, match="expected a number"):
         parse_versioned("tok:zero")
+    with pytest.raises(SpecError, match="invalid alias"):
+        parse_versioned("clf@../prod")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        SpecError("invalid spec", ["name: bad", "kind: missing"], hint="see the docs"),
+        UsageError("bad usage", hint="try --help"),
+        NotFoundError("no job 7"),
+        ClusterError("unreachable", hint="orch cluster up"),
+        JobInputError("train.tsv:3: label 'x' is not one of the labels"),
+    ],
+)
+def test_errors_survive_pickling(error: Exception) -> None:
+    # Errors cross Ray process boundaries (driver -> scheduler -> CLI): every field must survive.
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)
 
 
 def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from jobs.specs.serving import (
-    Request,
-    RequestError,
-    ServeOptions,
-    parse_autoscale,
-    parse_request,
-)
+from jobs.serving.requests import Request, RequestError, parse_request
+from jobs.specs.serving import ServeOptions, parse_autoscale
 from orchestrator.cli import cli
 from orchestrator.registry import Registry, store
 from orchestrator.registry.models import DeploymentStatus
@@ -121,12 +116,12 @@ def scores(result: object) -> list[float]:
 
 
 def test_token_budget_batches_give_the_same_answers_in_order(classifier: Path) -> None:
-    from jobs.inference import Predictor
+    from jobs.serving.inference import Predictor
 
     texts = ["short", "a much longer sentence " * 10, "mid length text here", "ok"]
     whole = Predictor(str(classifier), "text-classification", max_batch_tokens=100_000)
     small = Predictor(str(classifier), "text-classification", max_batch_tokens=64)
-    assert len(small._chunks([3, 60, 8, 2])) == 2  # the long text goes alone
+    assert len(small.chunks([3, 60, 8, 2])) == 2  # the long text goes alone
     requests = [
         Request(texts[:2], params={"top_k": 2}),
         Request(texts[2:3], single=True, params={"top_k": 1}),
@@ -143,7 +138,7 @@ def test_token_budget_batches_give_the_same_answers_in_order(classifier: Path) -
 def test_bfloat16_gives_the_same_labels(classifier: Path) -> None:
     import torch
 
-    from jobs.inference import Predictor, resolve_dtype
+    from jobs.serving.inference import Predictor, resolve_dtype
 
     assert resolve_dtype("auto", "cpu") == torch.float32
     assert resolve_dtype("float16", "cpu") == torch.float16
@@ -159,7 +154,7 @@ def test_bfloat16_gives_the_same_labels(classifier: Path) -> None:
 
 
 def test_a_texts_answer_does_not_depend_on_a_pair_in_its_batch(classifier: Path) -> None:
-    from jobs.inference import Predictor
+    from jobs.serving.inference import Predictor
 
     predictor = Predictor(str(classifier), "text-classification", 4096)
     alone = Request(["a plain sentence"], single=True, params={"top_k": 2})
@@ -173,7 +168,7 @@ def test_a_texts_answer_does_not_depend_on_a_pair_in_its_batch(classifier: Path)
 def test_on_a_gpu_auto_is_half_precision_with_the_same_labels(classifier: Path) -> None:
     import torch
 
-    from jobs.inference import Predictor
+    from jobs.serving.inference import Predictor
 
     texts = ["short", "a much longer sentence " * 10, "mid length text here", "ok"]
     request = [Request(texts, params={"top_k": 2})]
@@ -186,7 +181,7 @@ def test_on_a_gpu_auto_is_half_precision_with_the_same_labels(classifier: Path) 
 
 
 def test_fill_mask_and_embeddings(tmp_path: Path, classifier: Path) -> None:
-    from jobs.inference import Predictor
+    from jobs.serving.inference import Predictor
 
     mlm = Predictor(str(make_tiny_model(tmp_path / "mlm", "fill-mask")), "fill-mask", 4096)
     request = Request(["the [MASK] was good", "two [MASK] and [MASK]"], params={"top_k": 3})
@@ -207,7 +202,7 @@ def test_fill_mask_and_embeddings(tmp_path: Path, classifier: Path) -> None:
 def test_only_safetensors_weights_load(tmp_path: Path, classifier: Path) -> None:
     import shutil
 
-    from jobs.inference import Predictor
+    from jobs.serving.inference import Predictor
 
     folder = tmp_path / "pickled"
     shutil.copytree(classifier, folder)

@@ -141,7 +141,8 @@ def test_a_cancelled_job_does_not_publish(env: Registry) -> None:
 
 
 def test_publish_for_a_job_cancelled_mid_run_leaves_no_rows_or_folders(env: Registry) -> None:
-    from jobs.context import JobContext
+    from jobs.context import DatasetFacts, JobContext
+    from jobs.data.readers import fingerprint_files
 
     job_id = new_running_job(env)
     ctx = JobContext(job_id, env, load_settings().resolved_artifact_root)
@@ -150,19 +151,44 @@ def test_publish_for_a_job_cancelled_mid_run_leaves_no_rows_or_folders(env: Regi
     with env.session() as s:  # the user cancels while the job trains
         store.transition(s, job_id, JobStatus.CANCELLED, "cancelled by user")
 
-    def register(session, place):  # type: ignore[no-untyped-def]
-        row = store.add_tokenizer(
-            session, name="tok", algorithm="bpe", vocab_size=1, vocab_hash="h", artifact_uri=""
-        )
-        row.artifact_uri = place(row.version)
-        return row
-
+    facts = DatasetFacts(fingerprint_files([str(MARS)]), "text", {"train": 1})
     with pytest.raises(RuntimeError, match="no longer running"):
-        ctx.publish(staging, ctx.artifact_root / "tokenizers" / "tok", register, lambda r: {})
+        ctx.publish_tokenizer(
+            staging, "tok", facts, algorithm="bpe", vocab_size=1, vocab_hash="h", params={}
+        )
     with env.session() as s:
         assert store.list_tokenizers(s) == []
+        assert store.list_datasets(s) == []
         assert store.get_job(s, job_id).status == JobStatus.CANCELLED
     assert artifacts() == [] and not staging.exists()
+
+
+def test_finish_for_a_job_cancelled_mid_run_records_nothing(env: Registry) -> None:
+    """The evaluate kind finishes through the same checked path: no metrics, no SUCCEEDED."""
+    from jobs.context import JobContext
+
+    job_id = new_running_job(env)
+    ctx = JobContext(job_id, env, load_settings().resolved_artifact_root)
+    with env.session() as s:
+        store.transition(s, job_id, JobStatus.CANCELLED, "cancelled by user")
+    rows = [{"name": "accuracy", "value": 0.9, "split": "eval"}]
+    with pytest.raises(RuntimeError, match="no longer running"):
+        ctx.finish("evaluated m:1", {"accuracy": 0.9}, metrics=rows)
+    with env.session() as s:
+        assert store.job_metrics(s, job_id) == []
+        assert store.get_job(s, job_id).status == JobStatus.CANCELLED
+
+
+def test_finish_records_metrics_and_the_result_together(env: Registry) -> None:
+    from jobs.context import JobContext
+
+    job_id = new_running_job(env)
+    ctx = JobContext(job_id, env, load_settings().resolved_artifact_root)
+    ctx.finish("evaluated m:1", {"accuracy": 0.9}, [{"name": "accuracy", "value": 0.9}])
+    with env.session() as s:
+        job = store.get_job(s, job_id)
+        assert job.status == JobStatus.SUCCEEDED and job.result == {"accuracy": 0.9}
+        assert [(m.name, m.value) for m in store.job_metrics(s, job_id)] == [("accuracy", 0.9)]
 
 
 def new_running_job(reg: Registry) -> int:

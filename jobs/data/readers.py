@@ -1,5 +1,6 @@
-"""Text corpora on disk: streaming their lines out of text, jsonl, csv and tsv files, and
-fingerprinting their content so the registry can tell datasets apart."""
+"""Dataset files on disk, the one place that reads them for every job: which files a spec
+names, their format, UTF-8 checks, content fingerprints, and the tokenizer corpus streamed
+line by line (never loaded whole). Ray and torch are not imported here."""
 
 from __future__ import annotations
 
@@ -12,9 +13,81 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.errors import JobInputError
-from jobs.specs.common import detect_format, expand_files
+from jobs.specs.common import FORMAT_BY_SUFFIX, detect_format, expand_files
+
+__all__ = [
+    "FORMAT_BY_SUFFIX",
+    "Fingerprint",
+    "LineCounter",
+    "batched",
+    "check_not_empty",
+    "check_utf8",
+    "detect_format",
+    "expand_files",
+    "fingerprint_files",
+    "iter_texts",
+    "resolve_files",
+    "single_format",
+    "utf8_error",
+]
 
 HASH_CHUNK = 1 << 20
+
+
+# --- which files, in which format -------------------------------------------------------------
+
+
+def resolve_files(patterns: list[str], key: str | None = None) -> list[str]:
+    """The files that ``patterns`` (paths, globs or folders) name; an error if there are none,
+    naming the spec ``key`` (``data.train``) they came from when it is given."""
+    files = expand_files(patterns)
+    if not files:
+        where = f"{key}.files: no file matches" if key else "no input file matches"
+        raise JobInputError(f"{where} {', '.join(patterns)}")
+    return files
+
+
+def single_format(paths: list[str], fmt: str, key: str) -> str:
+    """The one format of ``paths`` (a dataset read in one go cannot mix them)."""
+    formats = {detect_format(p, fmt) for p in paths}
+    if len(formats) > 1:
+        raise JobInputError(
+            f"{key}.files mixes formats {sorted(formats)}; set {key}.format or split the files"
+        )
+    return formats.pop()
+
+
+def check_not_empty(paths: list[str]) -> None:
+    for path in paths:
+        if os.path.getsize(path) == 0:
+            raise JobInputError(f"{path}: the file is empty")
+
+
+# --- UTF-8 --------------------------------------------------------------------------------------
+
+
+def utf8_error(path: str, exc: UnicodeDecodeError, lineno: int | None = None) -> JobInputError:
+    """What the user reads about a bad byte: with the line when it is known (a whole-file
+    check), else where the decoder stopped (a stream)."""
+    if lineno is not None:
+        where = f"{path}:{lineno}: not valid UTF-8 (byte {exc.start} of the line)"
+    else:
+        where = f"{path}: not valid UTF-8 at byte {exc.start} ({exc.reason})"
+    return JobInputError(f"{where}; convert the file to UTF-8")
+
+
+def check_utf8(paths: list[str]) -> None:
+    """Name the file and line of the first bad byte (pyarrow would only say 'invalid')."""
+    for path in paths:
+        with open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise utf8_error(path, exc, lineno) from None
+
+
+# --- fingerprints -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -25,21 +98,6 @@ class Fingerprint:
     sha256: str
     size_bytes: int
     uri: str = ""
-
-
-def register_dataset(session: Any, fp: Fingerprint, format: str, num_rows: dict[str, int]) -> Any:
-    """The registry's dataset row for these files (one per content and location)."""
-    from orchestrator.registry import store
-
-    return store.upsert_dataset(
-        session,
-        uri=fp.uri,
-        fingerprint=fp.sha256,
-        format=format,
-        files=fp.files,
-        num_rows=num_rows,
-        size_bytes=fp.size_bytes,
-    )
 
 
 def fingerprint_files(files: list[str]) -> Fingerprint:
@@ -56,6 +114,9 @@ def fingerprint_files(files: list[str]) -> Fingerprint:
     size = sum(e["size"] for e in entries)
     uri = files[0] if len(files) == 1 else os.path.commonpath(files)
     return Fingerprint(files=entries, sha256=total.hexdigest(), size_bytes=size, uri=uri)
+
+
+# --- the tokenizer corpus: texts one at a time ------------------------------------------------
 
 
 @dataclass
@@ -110,6 +171,15 @@ def _csv_texts(path: str, column: str, delimiter: str) -> Iterator[tuple[int, st
             yield reader.line_num, row[column] or ""
 
 
+def _rows(path: str, fmt: str, column: str) -> Iterator[tuple[int, str]]:
+    kind = detect_format(path, fmt)
+    if kind == "jsonl":
+        return _jsonl_texts(path, column)
+    if kind in ("csv", "tsv"):
+        return _csv_texts(path, column, "\t" if kind == "tsv" else ",")
+    return _text_lines(path)
+
+
 def iter_texts(
     files: list[str],
     fmt: str,
@@ -120,13 +190,7 @@ def iter_texts(
     """Yield the non-empty texts of ``files`` one at a time (never the whole corpus)."""
     counter = counter or LineCounter()
     for path in files:
-        kind = detect_format(path, fmt)
-        if kind == "jsonl":
-            rows = _jsonl_texts(path, column)
-        elif kind in ("csv", "tsv"):
-            rows = _csv_texts(path, column, "\t" if kind == "tsv" else ",")
-        else:
-            rows = _text_lines(path)
+        rows = _rows(path, fmt, column)
         try:
             for _lineno, text in rows:
                 text = text.strip()
@@ -137,10 +201,7 @@ def iter_texts(
                 if max_lines and counter.lines >= max_lines:
                     return
         except UnicodeDecodeError as exc:
-            raise JobInputError(
-                f"{path}: not valid UTF-8 at byte {exc.start} "
-                f"({exc.reason}); convert the file to UTF-8"
-            ) from None
+            raise utf8_error(path, exc) from None
 
 
 def batched(items: Iterator[str], size: int = 1000) -> Iterator[list[str]]:
@@ -152,10 +213,3 @@ def batched(items: Iterator[str], size: int = 1000) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
-
-
-def resolve_corpus(patterns: list[str]) -> list[str]:
-    files = expand_files(patterns)
-    if not files:
-        raise JobInputError(f"no input file matches {', '.join(patterns)}")
-    return files

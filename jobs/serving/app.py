@@ -23,17 +23,18 @@ from ray import serve
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse
 
-from jobs.specs.serving import (
-    SERVE_LOGGING,
-    Request,
-    RequestError,
-    ServeOptions,
-    parse_request,
-)
+from jobs.serving.requests import Request, RequestError, parse_request
+from jobs.specs.serving import SERVE_LOGGING, ServeOptions
 
 log = logging.getLogger("ray.serve")
 HERE = Path(__file__).parent
-SERVING_CODE = (HERE / "serving.py", HERE / "inference.py", HERE / "specs" / "serving.py")
+# what a deployment's code version hashes: a change to any of it restarts the replicas
+SERVING_CODE = (
+    HERE / "app.py",
+    HERE / "inference.py",
+    HERE / "requests.py",
+    HERE.parent / "specs" / "serving.py",
+)
 
 
 def error_response(exc: RequestError) -> JSONResponse:
@@ -75,7 +76,7 @@ class ModelServer:
         """Load the version named by ``config`` beside the current one, then swap."""
         if config.get("path") == self.model.get("path"):
             return
-        from jobs.inference import Predictor
+        from jobs.serving.inference import Predictor
 
         predictor = await asyncio.to_thread(
             Predictor,
@@ -180,10 +181,13 @@ class ModelsIndex:
         )
 
 
-def model_app(name: str, options: ServeOptions, model: dict[str, Any]) -> Any:
-    """The bound application for one model. The deployment's code version is a hash of
-    its options and of the serving code, so a redeploy that changes only ``model`` is an
+def model_app(name: str, options: ServeOptions | dict[str, Any], model: dict[str, Any]) -> Any:
+    """The bound application for one model (``options`` may come as a plain dict, as it does
+    when the app is built by import path). The deployment's code version is a hash of its
+    options and of the serving code, so a redeploy that changes only ``model`` is an
     in-place update (and one after an upgrade of this code restarts the replicas)."""
+    if not isinstance(options, ServeOptions):
+        options = ServeOptions.model_validate(options)
     digest = hashlib.sha256(json.dumps([name, options.model_dump()], sort_keys=True).encode())
     for source in SERVING_CODE:
         digest.update(source.read_bytes())
@@ -217,4 +221,5 @@ def model_app(name: str, options: ServeOptions, model: dict[str, Any]) -> Any:
 
 
 def index_app() -> Any:
+    """The bound application that answers 404s under /models."""
     return ModelsIndex.bind()

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from jobs.specs.serving import Request, RequestError
+from jobs.serving.requests import Request, RequestError
 
 MODEL_CLASSES = {
     "text-classification": "AutoModelForSequenceClassification",
@@ -107,7 +107,7 @@ class Predictor:
         """One result per request, in order (a single input gives its result unwrapped)."""
         encoded = [row for r in requests for row in self._encode(r.texts, r.pairs)]
         outputs: list[Any] = [None] * len(encoded)
-        for chunk in self._chunks([len(row["input_ids"]) for row in encoded]):
+        for chunk in self.chunks([len(row["input_ids"]) for row in encoded]):
             batch = self.tokenizer.pad([encoded[i] for i in chunk], return_tensors="pt")
             for i, out in zip(chunk, self._forward(batch), strict=True):
                 outputs[i] = out
@@ -130,7 +130,7 @@ class Predictor:
         )
         return [{k: v[i] for k, v in encoded.items()} for i in range(len(texts))]
 
-    def _chunks(self, lengths: list[int]) -> list[list[int]]:
+    def chunks(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped by length so that len(group) * longest <= max_batch_tokens."""
         order = sorted(range(len(lengths)), key=lengths.__getitem__)
         chunks: list[list[int]] = []

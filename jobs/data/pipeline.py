@@ -1,5 +1,5 @@
-"""Ray Data pipelines: read dataset files, map columns, split, tokenise as a stream, and
-collate batches with dynamic padding inside the training workers.
+"""Ray Data pipelines: read dataset files, map columns, split, check labels and tokenise as
+a stream (batches are collated in the training workers: ``jobs.data.collate``).
 
 Rows never pass through the driver's memory: the driver builds lazy ``ray.data.Dataset``s
 and hands them to the ``TorchTrainer``, whose workers pull their shards.
@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
-from ray.data.collate_fn import NumpyBatchCollateFn
 
-from jobs.corpus import Fingerprint, fingerprint_files
+from jobs.data.readers import (
+    Fingerprint,
+    check_not_empty,
+    check_utf8,
+    fingerprint_files,
+    resolve_files,
+    single_format,
+)
 from jobs.errors import JobInputError
-from jobs.specs.common import detect_format, expand_files
 from jobs.specs.training import DataSpec, Files
 
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
@@ -45,40 +49,16 @@ class PreparedData:
 # --- reading ------------------------------------------------------------------------------
 
 
-def _check_utf8(paths: list[str]) -> None:
-    """Name the file and line of the first bad byte (pyarrow would only say 'invalid')."""
-    for path in paths:
-        with open(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise JobInputError(
-                        f"{path}:{lineno}: not valid UTF-8 (byte {exc.start} of "
-                        "the line); convert the file to UTF-8"
-                    ) from None
-
-
 def read_files(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
     """A lazy dataset over a split's files, after checking they exist, are not empty and
     are valid UTF-8 text."""
     if spec.format == "hf":
         return _read_hf(spec, what)
-    paths = expand_files(spec.files)
-    if not paths:
-        raise JobInputError(f"data.{what}.files: no file matches {', '.join(spec.files)}")
-    formats = {detect_format(p, spec.format) for p in paths}
-    if len(formats) > 1:
-        raise JobInputError(
-            f"data.{what}.files mixes formats {sorted(formats)}; set "
-            f"data.{what}.format or split the files"
-        )
-    fmt = formats.pop()
-    for path in paths:
-        if os.path.getsize(path) == 0:
-            raise JobInputError(f"{path}: the file is empty")
+    paths = resolve_files(spec.files, f"data.{what}")
+    fmt = single_format(paths, spec.format, f"data.{what}")
+    check_not_empty(paths)
     if fmt != "parquet":
-        _check_utf8(paths)
+        check_utf8(paths)
     fingerprint = fingerprint_files(paths)
     if fmt in ("csv", "tsv"):
         import pyarrow.csv as pacsv
@@ -86,12 +66,12 @@ def read_files(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
         parse = pacsv.ParseOptions(
             delimiter="\t" if fmt == "tsv" else ",", quote_char=False if fmt == "tsv" else '"'
         )
-        return ray.data.read_csv(paths, parse_options=parse, **_read_args()), fingerprint
+        return ray.data.read_csv(paths, parse_options=parse, **read_args()), fingerprint
     if fmt == "jsonl":
-        return ray.data.read_json(paths, lines=True, **_read_args()), fingerprint
+        return ray.data.read_json(paths, lines=True, **read_args()), fingerprint
     if fmt == "parquet":
-        return ray.data.read_parquet(paths, **_read_args()), fingerprint
-    return ray.data.read_text(paths, **_read_args()), fingerprint
+        return ray.data.read_parquet(paths, **read_args()), fingerprint
+    return ray.data.read_text(paths, **read_args()), fingerprint
 
 
 def _read_hf(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
@@ -114,7 +94,7 @@ def _read_hf(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
     return ray.data.from_huggingface(loaded), fingerprint_files(files)
 
 
-def _read_args() -> dict[str, Any]:
+def read_args() -> dict[str, Any]:
     """Read tasks take a fraction of a CPU so that they fit beside the training workers."""
     return {"num_cpus": READ_CPUS}  # `ray_remote_args=` is deprecated in Ray 2.60
 
@@ -239,11 +219,14 @@ def tokenize(
     columns: dict[str, str],
     label2id: dict[str, int] | None,
     data_cpus: float,
+    batch_size: int = 256,
+    actors: int | None = None,
 ) -> ray.data.Dataset:
     """Stream ``ds`` through a pool of tokenizer actors sized from the CPUs set aside for
-    the input pipeline (a pool that would not fit would stall the job)."""
+    the input pipeline (a pool that would not fit would stall the job). ``actors`` fixes the
+    pool's size instead; the CPUs left after the read tasks are shared between them."""
     budget = max(data_cpus - READ_CPUS, OP_CPUS)
-    actors = max(1, math.floor(budget))
+    actors = actors or max(1, math.floor(budget))
     return ds.map_batches(
         Tokenize,
         fn_constructor_kwargs={
@@ -252,64 +235,11 @@ def tokenize(
             "columns": columns,
             "label2id": label2id,
         },
-        batch_size=256,
+        batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=budget / actors,
     )
-
-
-# --- collating (runs in the training workers) -------------------------------------------------
-
-
-class PadCollate(NumpyBatchCollateFn):
-    """Dynamic padding per batch (and 15% masking for MLM) with transformers' collators."""
-
-    def __init__(
-        self,
-        tokenizer_dir: str,
-        mlm_probability: float | None = None,
-        multiple_of: int | None = None,
-    ) -> None:
-        self.tokenizer_dir = tokenizer_dir
-        self.mlm_probability = mlm_probability
-        self.multiple_of = multiple_of  # 8 on GPUs (tensor cores); on CPUs it only adds padding
-        self._collator: Any = None
-
-    def _build(self) -> Any:
-        from transformers import (
-            AutoTokenizer,
-            DataCollatorForLanguageModeling,
-            DataCollatorWithPadding,
-        )
-
-        tok = AutoTokenizer.from_pretrained(self.tokenizer_dir)
-        if self.mlm_probability is not None:
-            return DataCollatorForLanguageModeling(
-                tok, mlm_probability=self.mlm_probability, pad_to_multiple_of=self.multiple_of
-            )
-        return DataCollatorWithPadding(tok, pad_to_multiple_of=self.multiple_of)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        if self._collator is None:
-            self._collator = self._build()
-        keys = [k for k in ("input_ids", "token_type_ids", "labels") if k in batch]
-        rows = [{k: batch[k][i] for k in keys} for i in range(len(batch["input_ids"]))]
-        out = self._collator(rows)
-        TokenCounter.add(int(out["attention_mask"].sum()), len(rows))
-        return dict(out)
-
-
-class TokenCounter:
-    """Real (non-padding) tokens and rows collated in this process, for tokens/s."""
-
-    tokens = 0
-    rows = 0
-
-    @classmethod
-    def add(cls, tokens: int, rows: int) -> None:
-        cls.tokens += tokens
-        cls.rows += rows
 
 
 # --- the whole pipeline, as the driver builds it ----------------------------------------------

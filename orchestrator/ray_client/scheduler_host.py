@@ -1,0 +1,67 @@
+"""The scheduler's home on the cluster: a detached, named actor on the head node that runs
+``Scheduler.run_forever``. Ray finds the actor's class by its import path
+(``orchestrator.ray_client.scheduler_host.SchedulerActor``), importable there through the
+PYTHONPATH given in its runtime_env."""
+
+from __future__ import annotations
+
+import os
+
+from orchestrator.config import Settings
+from orchestrator.ray_client import PROJECT_ROOT
+from orchestrator.ray_client.cluster_info import ClusterInfo
+from orchestrator.ray_client.connection import NAMESPACE, connect
+from orchestrator.ray_client.jobs_api import RayBackend
+
+
+def scheduler_name(settings: Settings) -> str:
+    """The actor's name: one scheduler per registry."""
+    return f"scheduler-{settings.registry_key}"
+
+
+class SchedulerActor:
+    """Runs ``Scheduler.run_forever`` in a thread of a detached actor on the head node."""
+
+    def __init__(self, settings_json: str, dashboard_url: str) -> None:
+        import logging
+        import threading
+
+        from orchestrator.config import Settings
+        from orchestrator.registry import Registry
+        from orchestrator.scheduler.service import Scheduler
+
+        logging.basicConfig(level=logging.INFO)
+        settings = Settings.model_validate_json(settings_json)
+        registry = Registry(settings.resolved_registry_url)
+        backend = RayBackend(dashboard_url)
+        self.scheduler = Scheduler(
+            registry,
+            backend,
+            settings.registry_key,
+            {**settings.driver_env(), "PYTHONPATH": PROJECT_ROOT},
+        )
+        self.scheduler.tick()  # publishes the heartbeat before the creator is told we exist
+        threading.Thread(target=self.scheduler.run_forever, daemon=True).start()
+
+    def ping(self) -> int:
+        return os.getpid()
+
+
+def ensure_scheduler(settings: Settings, info: ClusterInfo, timeout: float = 120) -> int:
+    """Start this registry's scheduler on the cluster unless it runs; returns its pid."""
+    ray = connect(info)
+    actor = (
+        ray.remote(SchedulerActor)
+        .options(
+            name=scheduler_name(settings),
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            max_restarts=-1,
+            num_cpus=0,
+            resources={"node:__internal_head__": 0.001},
+            runtime_env={"env_vars": {"PYTHONPATH": PROJECT_ROOT}},
+        )
+        .remote(settings.model_dump_json(), info.dashboard_url)
+    )
+    return int(ray.get(actor.ping.remote(), timeout=timeout))

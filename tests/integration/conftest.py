@@ -1,0 +1,100 @@
+"""The integration tests' real local Ray cluster (with its scheduler), and the models they
+share. The cluster lives for the integration tests only (package scope): the e2e tests that
+run after them start their own, and should not share the machine's 2 cores with an idle one."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobs.specs import parse_spec
+from orchestrator import submission
+from orchestrator.registry import JobStatus
+from tests.conftest import REPO, SHARED_DATA, minilm_path, shared_data
+
+# The SST-2 excerpt that ships with the project: its first 640 training rows and its dev set
+# are byte for byte those of ../shared/data/sst2, and it is there on every machine.
+SAMPLE_SST2 = REPO / "jobs" / "sample_data" / "sst2"
+
+
+@pytest.fixture(scope="package")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """One real local Ray cluster, started through our own code, with a scheduler serving a
+    registry of its own. Integration tests share it; it is stopped after the last of them.
+    Tests name this cluster in every Ray call (``info``): other clusters may run beside it."""
+    from orchestrator.config import Settings
+    from orchestrator.ray_client import local, scheduler_host
+    from orchestrator.registry import Registry
+
+    home = tmp_path_factory.mktemp("ray-session") / "home"
+    settings = Settings(home=home)
+    info, _ = local.start_local_cluster(settings, num_cpus=2)
+    registry = Registry(settings.resolved_registry_url)
+    try:
+        scheduler_host.ensure_scheduler(settings, info)
+        yield {"settings": settings, "info": info, "registry": registry}
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        local.stop_local_cluster(settings)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def run_spec(cluster: dict, spec: dict, timeout: float = 600) -> tuple[int, submission.Outcome]:
+    """Submit a spec to the cluster's queue and follow it to the end: (job id, outcome)."""
+    job_id = submission.submit_spec(cluster["registry"], parse_spec(spec))
+    outcome = submission.follow(
+        cluster["registry"], job_id, lambda e: None, lambda p: None, timeout=timeout
+    )
+    return job_id, outcome
+
+
+@pytest.fixture(scope="package")
+def minilm() -> str:
+    return str(minilm_path())
+
+
+@pytest.fixture(scope="package")
+def sst2() -> Path:
+    return shared_data(SHARED_DATA / "sst2")
+
+
+@pytest.fixture(scope="package")
+def sst2_classifier(ray_cluster: dict, minilm: str) -> dict:
+    """MiniLM fine-tuned on 640 SST-2 rows (2 epochs) by a finetune job, trained once for the
+    tests that need a classifier that learned something (training checks its quality, evaluate
+    scores it, serving serves it): {"job_id", "outcome", "name", "model"}. Nobody adds
+    versions to its name."""
+    name = "sst2-minilm-shared"
+    job_id, outcome = run_spec(
+        ray_cluster,
+        {
+            "kind": "finetune",
+            "name": name,
+            "base": {"path": minilm},
+            "data": {
+                "train": {"files": [str(SAMPLE_SST2 / "train.tsv")]},
+                "eval": {"files": [str(SAMPLE_SST2 / "dev.tsv")]},
+                "max_rows": 640,
+                "columns": {"text": "sentence"},
+                "max_length": 64,
+            },
+            "labels": ["negative", "positive"],
+            "train": {
+                "batch_size": 16,
+                "eval_batch_size": 64,
+                "logging_steps": 5,
+                "epochs": 2,
+                "lr": 1e-4,
+                "eval_steps": 40,
+            },
+            "scaling": {"num_workers": 1, "data_cpus": 0.5},
+        },
+    )
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+    return {"job_id": job_id, "outcome": outcome, "name": name, "model": outcome.result["model"]}
