@@ -103,7 +103,7 @@ class Fingerprint:
 def fingerprint_files(files: list[str]) -> Fingerprint:
     """sha256 over each file's bytes (in name order) and the per-file hashes."""
     total = hashlib.sha256()
-    entries = []
+    entries: list[dict[str, Any]] = []
     for path in files:
         digest = hashlib.sha256()
         with open(path, "rb") as fh:

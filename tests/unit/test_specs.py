@@ -224,3 +224,21 @@ def test_base_path_must_be_a_model_folder(corpus: Path, tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     spec = parse_spec(training_spec("finetune", corpus, base={"path": str(tmp_path)}))
     assert spec.base.path == str(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["finetune", "evaluate"])
+def test_unknown_metrics_are_refused_at_submit_time(kind: str, corpus: Path) -> None:
+    spec = (
+        training_spec("finetune", corpus, metrics=["accuracy", "bleu"])
+        if kind == "finetune"
+        else {
+            "kind": "evaluate",
+            "name": "eval-sst2",
+            "model": "clf@production",
+            "data": {"files": [str(corpus)], "columns": {"text": "text"}},
+            "metrics": ["accuracy", "bleu"],
+        }
+    )
+    with pytest.raises(SpecError) as exc:
+        parse_spec(spec)
+    assert "metrics: unknown ['bleu']; known: ['accuracy', 'f1'" in problems(exc)
