@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,12 +257,16 @@ def _load_split(
 def _count_labels(
     ds: ray.data.Dataset, label: str | None, where: str
 ) -> tuple[int, dict[Any, int]]:
-    """Rows (and rows per label) in one pass; a read error names the split's files."""
+    """Rows (and rows per label) in one pass; a read error names the split's files. Only the
+    label column streams through the driver (Ray's ``groupby().count()`` spread a few hundred
+    rows over 200 shuffle partitions: 7-13 s a split on 2 cores)."""
     try:
         if label is None:
             return ds.count(), {}
-        counts = {row[label]: row["count()"] for row in ds.groupby(label).count().take_all()}
-        return sum(counts.values()), counts
+        counts: Counter[Any] = Counter()
+        for batch in ds.select_columns([label]).iter_batches(batch_size=4096, batch_format="numpy"):
+            counts.update(batch[label].tolist())
+        return sum(counts.values()), dict(counts)
     except JobInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow parse errors surface wrapped by Ray

@@ -26,6 +26,8 @@ class SchedulerActor:
         import logging
         import threading
 
+        import ray
+
         from orchestrator.config import Settings
         from orchestrator.registry import Registry
         from orchestrator.scheduler.service import Scheduler
@@ -38,7 +40,14 @@ class SchedulerActor:
             registry,
             backend,
             settings.registry_key,
-            {**settings.driver_env(), "PYTHONPATH": PROJECT_ROOT},
+            {
+                **settings.driver_env(),
+                "PYTHONPATH": PROJECT_ROOT,
+                # Ray code that looks its cluster up without an address (Ray Train's
+                # placement-group cleaner) would otherwise fail when another cluster runs on
+                # the machine ("Found multiple active Ray instances").
+                "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+            },
         )
         self.scheduler.tick()  # publishes the heartbeat before the creator is told we exist
         threading.Thread(target=self.scheduler.run_forever, daemon=True).start()

@@ -107,6 +107,7 @@ def test_a_failing_job_exits_1_and_says_why(cli_cluster: dict[str, str], tmp_pat
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
@@ -210,6 +211,7 @@ def worker_node(cluster_env: dict[str, str], cpus: int) -> Iterator[None]:
         assert stop.returncode == 0 and "stopped node" in stop.stdout
 
 
+@pytest.mark.slow
 def test_strict_spread_puts_one_worker_on_each_of_two_nodes(
     cli_cluster: dict[str, str], wordpiece: str
 ) -> None:

@@ -23,7 +23,8 @@ from orchestrator.registry import store
 from orchestrator.registry.models import DeploymentStatus
 from tests.conftest import make_tiny_model, run_orch
 
-pytestmark = pytest.mark.integration
+# every test needs the shared classifier (a fine-tuning job) and two deployments
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SMALL = {"cpus_per_replica": 0.25, "max_batch_size": 8}
 

@@ -38,6 +38,7 @@ def tokenizer(ray_cluster: dict) -> str:
     return "mlm-tok"
 
 
+@pytest.mark.slow
 def test_pretrain_on_two_workers_registers_a_fill_mask_model(
     ray_cluster: dict, tokenizer: str
 ) -> None:
@@ -83,6 +84,7 @@ def test_pretrain_on_two_workers_registers_a_fill_mask_model(
     assert len(fill("the princess of [MASK] smiled")) == 5
 
 
+@pytest.mark.slow
 def test_finetune_minilm_on_sst2_beats_chance(
     ray_cluster: dict, minilm: str, sst2_classifier: dict
 ) -> None:
@@ -96,6 +98,7 @@ def test_finetune_minilm_on_sst2_beats_chance(
     assert version.base_model == minilm and version.dataset_id is not None
 
 
+@pytest.mark.slow
 def test_mrpc_sentence_pairs(ray_cluster: dict, minilm: str) -> None:
     mrpc = shared_data(SHARED_DATA / "mrpc")
     _, outcome = run(
@@ -109,6 +112,7 @@ def test_mrpc_sentence_pairs(ray_cluster: dict, minilm: str) -> None:
                 "eval": {"files": [str(mrpc / "dev.jsonl")]},
                 "max_rows": 160,
                 "columns": {"text": "sentence1", "text_pair": "sentence2"},
+                "max_length": 64,
             },
             "labels": ["not_equivalent", "equivalent"],
             "metrics": ["accuracy", "f1"],
@@ -147,6 +151,7 @@ def _train_worker_pids(cluster: dict, ray_job_id: str) -> list[int]:
     return [a.pid for a in actors if a.pid]
 
 
+@pytest.mark.slow
 def test_a_killed_worker_resumes_from_its_checkpoint(ray_cluster: dict, tokenizer: str) -> None:
     reg: Registry = ray_cluster["registry"]
     job_id = submission.submit_spec(
@@ -307,6 +312,7 @@ def test_a_save_to_disk_folder_feeds_the_pipeline(
     assert set(batch) == {"input_ids", "labels"} and batch["labels"].dtype.kind == "i"
 
 
+@pytest.mark.slow
 def test_evaluate_a_registered_model(ray_cluster: dict, sst2: Path, sst2_classifier: dict) -> None:
     """Scores the shared SST-2 classifier; metrics rows land in the registry."""
     job_id, outcome = run(
