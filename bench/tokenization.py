@@ -162,7 +162,7 @@ def main() -> int:
         )
     )
     print(
-        f"saved {save('tokenize', {'args': vars(args), 'machine': machine(), 'results': results})}"
+        f"saved {save('tokenization', {'args': vars(args), 'machine': machine(), 'results': results})}"
     )
     return 0
 
