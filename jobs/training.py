@@ -73,26 +73,25 @@ def fit(spec: TrainingJobSpec, ctx: JobContext, plan: Plan, data: PreparedData) 
     from ray.train.torch import TorchTrainer
 
     scaling = spec.scaling
-    sink = DriverSink(ctx)
-    trainer = TorchTrainer(
-        worker_loop,
-        train_loop_config={"plan": asdict(plan), "reporter": sink.reporter},
-        scaling_config=ScalingConfig(
-            num_workers=scaling.num_workers,
-            use_gpu=scaling.use_gpu,
-            resources_per_worker=scaling.worker_bundle(),
-            placement_strategy=scaling.placement,
-        ),
-        run_config=RunConfig(
-            name=f"job-{ctx.job_id}",
-            storage_path=str(ctx.artifact_root / "checkpoints"),
-            failure_config=FailureConfig(max_failures=spec.retries),
-            checkpoint_config=CheckpointConfig(num_to_keep=spec.train.keep_checkpoints),
-        ),
-        datasets={"train": data.train, "eval": data.eval},
-    )
-    ctx.progress(f"training: {plan.max_steps} steps on {scaling.num_workers} worker(s)")
-    with sink:
+    with DriverSink(ctx) as sink:  # the queue actor goes away whatever happens
+        trainer = TorchTrainer(
+            worker_loop,
+            train_loop_config={"plan": asdict(plan), "reporter": sink.reporter},
+            scaling_config=ScalingConfig(
+                num_workers=scaling.num_workers,
+                use_gpu=scaling.use_gpu,
+                resources_per_worker=scaling.worker_bundle(),
+                placement_strategy=scaling.placement,
+            ),
+            run_config=RunConfig(
+                name=f"job-{ctx.job_id}",
+                storage_path=str(ctx.artifact_root / "checkpoints"),
+                failure_config=FailureConfig(max_failures=spec.retries),
+                checkpoint_config=CheckpointConfig(num_to_keep=spec.train.keep_checkpoints),
+            ),
+            datasets={"train": data.train, "eval": data.eval},
+        )
+        ctx.progress(f"training: {plan.max_steps} steps on {scaling.num_workers} worker(s)")
         result = trainer.fit()
     if not result.return_value:
         raise RuntimeError("training finished but rank 0 returned no result")

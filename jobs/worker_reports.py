@@ -66,6 +66,9 @@ class DriverSink:
                 if self._done.is_set():
                     return
                 continue
+            except Exception:  # noqa: BLE001 - the queue actor is gone: nothing more comes
+                log.exception("worker reports stopped: the queue is unreachable")
+                return
             try:
                 self.write(item)
             except Exception:  # noqa: BLE001 - a lost metric row must not kill the job

@@ -264,8 +264,11 @@ def _count_labels(
         if label is None:
             return ds.count(), {}
         counts: Counter[Any] = Counter()
-        for batch in ds.select_columns([label]).iter_batches(batch_size=4096, batch_format="numpy"):
-            counts.update(batch[label].tolist())
+        for batch in ds.select_columns([label]).iter_batches(
+            batch_size=4096,
+            batch_format="pyarrow",  # ints stay ints, nulls stay None
+        ):
+            counts.update(batch[label].to_pylist())
         return sum(counts.values()), dict(counts)
     except JobInputError:
         raise

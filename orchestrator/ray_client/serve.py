@@ -75,10 +75,14 @@ def run_app(
     deploy = ray.remote(num_cpus=0, runtime_env={"env_vars": {"PYTHONPATH": PROJECT_ROOT}})(
         _build_and_deploy
     )
+    build = deploy.remote(builder, name, route, args or {})
     try:
-        ray.get(deploy.remote(builder, name, route, args or {}), timeout=timeout)
+        ray.get(build, timeout=timeout)
     except ray.exceptions.RayTaskError as exc:  # the builder's or Serve's own error
         raise exc.cause from None
+    except BaseException:  # timed out or interrupted: it must not deploy behind our back
+        ray.cancel(build, force=True)
+        raise
     deadline = time.monotonic() + timeout
     time.sleep(0.5)  # let the controller take the new target before reading its status
     while True:
