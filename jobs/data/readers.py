@@ -13,17 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.errors import JobInputError
-from jobs.specs.common import FORMAT_BY_SUFFIX, detect_format, expand_files
+from jobs.specs.common import detect_format, expand_files
 
 __all__ = [
-    "FORMAT_BY_SUFFIX",
     "Fingerprint",
     "LineCounter",
     "batched",
     "check_not_empty",
     "check_utf8",
-    "detect_format",
-    "expand_files",
     "fingerprint_files",
     "iter_texts",
     "resolve_files",

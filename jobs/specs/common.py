@@ -58,7 +58,7 @@ class JobSpecBase(StrictModel):
 
     @field_validator("name")
     @classmethod
-    def _no_dot_dot(cls, value: str) -> str:
+    def _valid_name(cls, value: str) -> str:
         if not is_valid_name(value):
             raise ValueError(NAME_RULE)
         return value
