@@ -11,24 +11,20 @@ meanwhile registers nothing), in the transaction that registers its result.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from jobs.data.readers import Fingerprint
 from jobs.specs.names import parse_versioned
 from orchestrator.registry import JobStatus, Registry, store
+from orchestrator.registry.artifacts import publish_folder
 
 log = logging.getLogger("orch.job")
-PUBLISH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -215,33 +211,12 @@ class JobContext:
         """Add the registry row, move ``staging`` to ``parent/v<version>`` and finish the job
         in one transaction. If anything fails the folder goes back to staging, nothing is
         committed, and the job is not marked SUCCEEDED."""
-        moved: list[Path] = []
-
-        def undo_move() -> None:
-            while moved:
-                os.rename(moved.pop(), staging)
-
-        try:
-            for attempt in range(PUBLISH_ATTEMPTS):
-                try:
-                    with self.registry.session() as session:
-                        row = add(session)
-                        final = parent / f"v{row.version}"
-                        parent.mkdir(parents=True, exist_ok=True)
-                        if final.exists():  # left by a crash between rename and commit
-                            shutil.rmtree(final)
-                        os.rename(staging, final)
-                        moved.append(final)
-                        row.artifact_uri = str(final)
-                        self._succeed(session, "finished and registered its result", result(row))
-                    return row
-                except IntegrityError:  # a concurrent job took the same version number
-                    undo_move()
-                    if attempt == PUBLISH_ATTEMPTS - 1:
-                        raise
-                    time.sleep(0.05 * (attempt + 1))
-                except BaseException:
-                    undo_move()
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        return publish_folder(
+            self.registry,
+            staging,
+            parent,
+            add,
+            lambda session, row: self._succeed(
+                session, "finished and registered its result", result(row)
+            ),
+        )

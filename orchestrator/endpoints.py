@@ -12,6 +12,7 @@ import hashlib
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from jobs.specs.serving import (
     MODEL_APP_BUILDER,
     TASKS,
     ServeOptions,
+    entailment_id,
+    servable_tasks,
 )
 from orchestrator.config import Settings
 from orchestrator.errors import ClusterError, OrchestratorError, UsageError
@@ -55,18 +58,35 @@ def model_config(version: ModelVersion) -> dict[str, Any]:
 
 
 def check_servable(version: ModelVersion, task: str) -> None:
-    """Refuse before deploying what a replica could not load."""
+    """Refuse before deploying what a replica could not load or answer."""
     folder = Path(version.artifact_uri)
     ref = f"{version.model.name}:{version.version}"
     if not folder.is_dir():
         raise UsageError(f"the files of {ref} are missing: {folder} does not exist")
     if not any(folder.glob("*.safetensors")):
         raise UsageError(f"{ref}: {folder} holds no .safetensors weights (only those are loaded)")
-    if task not in (version.task, "embeddings"):
+    allowed = servable_tasks(version.task)
+    if task not in allowed:
         raise UsageError(
-            f"{ref} is a {version.task} model; it can be served as {version.task} or embeddings, "
-            f"not {task}"
+            f"{ref} is a {version.task} model; it can be served as {', '.join(allowed)}, not {task}"
         )
+    if task == "zero-shot-classification":
+        label2id = _config(folder).get("label2id") or {}
+        if entailment_id(label2id) is None:
+            raise UsageError(
+                f"{ref} cannot serve zero-shot-classification: its labels "
+                f"({', '.join(label2id) or 'none'}) have no entailment class; zero-shot "
+                "classification needs a model trained on natural language inference (labels "
+                "such as entailment, neutral, contradiction)"
+            )
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{folder / 'config.json'} cannot be read: {exc}") from None
+    return config if isinstance(config, dict) else {}
 
 
 def deploy(settings: Settings, registry: Registry, ref: str, **flags: Any) -> str:
@@ -258,13 +278,12 @@ def predict(
     settings: Settings,
     registry: Registry,
     name: str,
-    inputs: Any,
-    parameters: dict[str, Any] | None = None,
+    body_for: Callable[[str], dict[str, Any]],
     api_key: str | None = None,
     timeout: float = 120,
 ) -> tuple[Any, str | None, str]:
-    """POST ``inputs`` to endpoint ``name``; returns (result, the version that answered,
-    the endpoint's task)."""
+    """POST to endpoint ``name`` the body ``body_for(task)`` builds for the endpoint's task;
+    returns (result, the version that answered, the task)."""
     with registry.session() as session:
         row = store.get_deployment(session, name)
         url, status, task = row.url, row.status, row.task
@@ -272,8 +291,7 @@ def predict(
         raise EndpointError(
             f"endpoint {name} is {status}", hint=f"`orch endpoints show {name}` says why"
         )
-    body = {"inputs": inputs, **({"parameters": parameters} if parameters else {})}
-    return (*post(url, body, api_key or settings.serve_api_key, timeout), task)
+    return (*post(url, body_for(task), api_key or settings.serve_api_key, timeout), task)
 
 
 def post(url: str, body: Any, api_key: str | None, timeout: float) -> tuple[Any, str | None]:

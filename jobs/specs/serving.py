@@ -11,8 +11,79 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Task = Literal["text-classification", "fill-mask", "embeddings"]
-TASKS: tuple[str, ...] = ("text-classification", "fill-mask", "embeddings")
+Task = Literal[
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "zero-shot-classification",
+    "fill-mask",
+    "feature-extraction",
+    "embeddings",
+]
+# What an endpoint computes: the Hugging Face pipeline tasks of encoders, plus `embeddings`
+# (one pooled vector per input; `feature-extraction` gives the hidden state of every token).
+TASKS: tuple[str, ...] = (
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "zero-shot-classification",
+    "fill-mask",
+    "feature-extraction",
+    "embeddings",
+)
+# What a registered model version is (its head): the task it was trained or imported for.
+MODEL_TASKS: tuple[str, ...] = (
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "fill-mask",
+    "feature-extraction",
+)
+# The head each model task loads (transformers' Auto class).
+MODEL_CLASSES = {
+    "text-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "question-answering": "AutoModelForQuestionAnswering",
+    "fill-mask": "AutoModelForMaskedLM",
+    "feature-extraction": "AutoModel",
+}
+# Architecture name endings (config.json "architectures") -> the model task they are.
+ARCHITECTURE_TASKS = (
+    ("ForSequenceClassification", "text-classification"),
+    ("ForTokenClassification", "token-classification"),
+    ("ForQuestionAnswering", "question-answering"),
+    ("ForMaskedLM", "fill-mask"),
+    ("Model", "feature-extraction"),  # a bare encoder (BertModel, MPNetModel, ...)
+)
+
+
+def task_of_architectures(architectures: list[str] | None) -> str | None:
+    """The model task a config's ``architectures`` names (None when it names none we know)."""
+    for architecture in architectures or []:
+        for ending, task in ARCHITECTURE_TASKS:
+            if architecture.endswith(ending):
+                return task
+    return None
+
+
+def servable_tasks(model_task: str) -> tuple[str, ...]:
+    """The endpoint tasks a model version of ``model_task`` can serve: its own; zero-shot
+    classification for a sequence classifier (an NLI model, checked at serve time); and the
+    hidden states of any encoder (the head is left out)."""
+    own = (model_task,) if model_task != "feature-extraction" else ()
+    zero_shot = ("zero-shot-classification",) if model_task == "text-classification" else ()
+    return (*own, *zero_shot, "feature-extraction", "embeddings")
+
+
+def entailment_id(label2id: dict[str, int]) -> int | None:
+    """The entailment class of an NLI model, found as the zero-shot pipeline finds it (the
+    first label starting with "entail"); None when it has none."""
+    for label, index in label2id.items():
+        if label.lower().startswith("entail"):
+            return int(index)
+    return None
+
+
 INDEX_APP = "orch-models-index"  # the Serve app that answers 404s under /models
 # The application builders, by import path: the control plane has them called on the
 # cluster (it imports neither Ray Serve's deployments nor torch).
@@ -62,6 +133,12 @@ class ServeOptions(BaseModel):
     )
     max_input_chars: int = Field(20_000, ge=1, description="Longer inputs are refused (413).")
     max_items: int = Field(256, ge=1, description="Inputs in one request; more are refused.")
+    max_candidate_labels: int = Field(
+        32,
+        ge=1,
+        description="zero-shot-classification: candidate labels in one request (each costs "
+        "a forward pass per input); more are refused (413).",
+    )
     api_key_sha256: str | None = Field(None, description="SHA-256 of the API key, if any.")
 
     @model_validator(mode="after")

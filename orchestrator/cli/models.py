@@ -1,7 +1,8 @@
-"""`orch models list|show|promote|rollback`."""
+"""`orch models list|show|import|promote|rollback`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -9,6 +10,14 @@ import click
 from orchestrator.cli.common import emit, emit_one, format_option, info, iso, registry, settings
 
 LOWER_IS_BETTER = ("loss", "perplexity")
+# jobs.specs.serving.MODEL_TASKS, spelt out: `orch --help` imports nothing beyond click
+MODEL_TASKS = (
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "fill-mask",
+    "feature-extraction",
+)
 
 
 def version_row(v: Any, aliases: list[str]) -> dict[str, Any]:
@@ -30,7 +39,7 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--task", type=click.Choice(["fill-mask", "text-classification"]), default=None)
+@click.option("--task", type=click.Choice(MODEL_TASKS), default=None)
 @click.option("--name", default=None, help="Only versions of this model.")
 @click.option(
     "--sort",
@@ -59,9 +68,10 @@ def list_models(task: str | None, name: str | None, sort_by: str | None, fmt: st
         columns.insert(4, sort_by)
     else:
         for r in rows:
-            for key in ("accuracy", "perplexity"):
+            for key in ("accuracy", "f1", "perplexity"):
                 if key in (r["metrics"] or {}):
                     r["headline"] = f"{key} {float(r['metrics'][key]):.4g}"
+                    break
         columns.insert(4, "headline")
     emit(rows, columns, fmt)
 
@@ -96,9 +106,53 @@ def show(ref: str, fmt: str) -> None:
             else None,
             "tokenizer": f"{tok.name}:{tok.version}" if tok else None,
             "base_model": (f"{base.model.name}:{base.version}" if base else v.base_model),
+            "imported_from": v.imported_from,
+            "fingerprint": v.fingerprint,
             "code_version": v.code_version,
         }
     emit_one(out, fmt)
+
+
+@models.command("import")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Registry name; the import is its next version.")
+@click.option(
+    "--task",
+    type=click.Choice(MODEL_TASKS),
+    default=None,
+    help="Default: read from config.json's architectures (a given task must agree).",
+)
+@click.option("--alias", default=None, help="Point NAME@ALIAS at the imported version.")
+@format_option
+def import_model(folder: Path, name: str, task: str | None, alias: str | None, fmt: str) -> None:
+    """Register a local Hugging Face model FOLDER as a new version of NAME.
+
+    The folder needs config.json, its tokenizer and safetensors weights (pickled weights,
+    e.g. pytorch_model.bin, are never loaded nor copied). Its files are copied under the
+    artifact root with a content fingerprint; the version can then be served, evaluated,
+    promoted and fine-tuned from (base.model: NAME@ALIAS) like a trained one.
+    """
+    from orchestrator import model_import
+
+    s = settings()
+    done = model_import.import_model(
+        registry(s), s.resolved_artifact_root, folder, name, task, alias
+    )
+    if done.skipped:
+        info(f"not copied (pickled weights): {', '.join(done.skipped)}")
+    if alias:
+        info(f"{name}@{alias} now points at v{done.version}")
+    emit_one(
+        {
+            "model": f"{done.name}:{done.version}",
+            "task": done.task,
+            "files": done.files,
+            "fingerprint": done.fingerprint,
+            "artifact_uri": done.artifact_uri,
+            "imported_from": str(folder.expanduser().resolve()),
+        },
+        fmt,
+    )
 
 
 @models.command("promote")

@@ -18,7 +18,18 @@ from orchestrator.cli.common import (
     settings,
 )
 
-TASK_CHOICE = click.Choice(["text-classification", "fill-mask", "embeddings"])
+# jobs.specs.serving.TASKS, spelt out: `orch --help` imports nothing beyond click
+TASK_CHOICE = click.Choice(
+    [
+        "text-classification",
+        "token-classification",
+        "question-answering",
+        "zero-shot-classification",
+        "fill-mask",
+        "feature-extraction",
+        "embeddings",
+    ]
+)
 api_key_option = click.option(
     "--api-key",
     default=None,
@@ -96,54 +107,174 @@ def serve(ref: str, address: str | None, **flags: Any) -> None:
 
 @click.command("predict")
 @click.argument("name")
-@click.argument("texts", nargs=-1, required=True)
+@click.argument("texts", nargs=-1)
 @click.option("--pair", "pairs", multiple=True, help="Second sentence (one per text).")
-@click.option("--top-k", type=int, default=None, help="Labels or tokens per input.")
+@click.option(
+    "--question", "questions", multiple=True, help="question-answering: a question (repeat)."
+)
+@click.option(
+    "--context",
+    "contexts",
+    multiple=True,
+    help="question-answering: the text to answer from (one per question, or one for all).",
+)
+@click.option(
+    "--labels",
+    default=None,
+    metavar="A,B,...",
+    help="zero-shot-classification: the candidate labels, comma-separated.",
+)
+@click.option(
+    "--template",
+    default=None,
+    help='zero-shot-classification: the hypothesis, with {} for a label ("This example is {}.").',
+)
+@click.option(
+    "--multi-label", is_flag=True, help="zero-shot-classification: score each label on its own."
+)
+@click.option(
+    "--aggregation",
+    type=click.Choice(["none", "simple", "first", "average", "max"]),
+    default=None,
+    help="token-classification: how word pieces become entities (default simple).",
+)
+@click.option("--top-k", type=int, default=None, help="Labels, tokens or answers per input.")
 @api_key_option
 @format_option
-def predict(
-    name: str,
-    texts: tuple[str, ...],
-    pairs: tuple[str, ...],
-    top_k: int | None,
-    api_key: str | None,
-    fmt: str,
-) -> None:
-    """Call endpoint NAME with one or more texts and print its answer."""
+def predict(name: str, api_key: str | None, fmt: str, **given: Any) -> None:
+    """Call endpoint NAME and print its answer, whatever its task:
+
+    \b
+      orch predict sst2 "a gorgeous movie" "a dull plot"
+      orch predict mrpc "He left." --pair "He went away."
+      orch predict ner "Ada Lovelace lived in London" --aggregation simple
+      orch predict qa --question "Where did she live?" --context "Ada lived in London."
+      orch predict nli "The match went to extra time" --labels sport,politics,cooking
+      orch predict mlm "paris is the [MASK] of france" --top-k 3
+    """
     from orchestrator import endpoints
 
-    if pairs and len(pairs) != len(texts):
-        raise click.UsageError(f"{len(texts)} text(s) but {len(pairs)} --pair: give one each")
-    inputs: list[Any] = (
-        [{"text": t, "text_pair": p} for t, p in zip(texts, pairs, strict=True)]
-        if pairs
-        else list(texts)
-    )
     s = settings()
     result, version, task = endpoints.predict(
-        s, registry(s), name, inputs, {"top_k": top_k} if top_k is not None else None, api_key
+        s, registry(s), name, lambda task: request_body(task, given), api_key
     )
     if fmt == "json":
         click.echo(json.dumps(result))
         return
-    emit(prediction_rows(task, texts, result), PREDICTION_COLUMNS[task], fmt)
+    shown = given["texts"] or given["questions"]
+    rows = prediction_rows(task, result)
+    for row in rows:  # what each answer is for, beside it
+        row["text"] = shown[row["input"]] if row["input"] < len(shown) else None
+    emit(rows, PREDICTION_COLUMNS[task], fmt)
     info(f"answered by {version}")
 
+
+def request_body(task: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The endpoint's request for the command-line options, checked against its task."""
+    texts, pairs = list(given["texts"]), list(given["pairs"])
+    questions, contexts = list(given["questions"]), list(given["contexts"])
+    used = {k for k, v in given.items() if v not in (None, (), False)}
+    allowed = {"texts", *TASK_OPTIONS.get(task, ())}
+    extra = sorted(used - allowed)
+    if extra:
+        flags = ", ".join("--" + OPTION_FLAGS.get(k, k).replace("_", "-") for k in extra)
+        raise click.UsageError(f"{flags}: not for a {task} endpoint")
+    params: dict[str, Any] = {}
+    if given["top_k"] is not None:
+        params["top_k"] = given["top_k"]
+    if task == "question-answering":
+        if texts or not questions or not contexts:
+            raise click.UsageError(
+                "a question-answering endpoint takes --question Q --context C (no TEXTS)"
+            )
+        if len(contexts) == 1:
+            contexts = contexts * len(questions)
+        if len(contexts) != len(questions):
+            raise click.UsageError(
+                f"{len(questions)} --question but {len(contexts)} --context: give one each, "
+                "or one context for all"
+            )
+        inputs: list[Any] = [
+            {"question": q, "context": c} for q, c in zip(questions, contexts, strict=True)
+        ]
+        return {"inputs": inputs, **({"parameters": params} if params else {})}
+    if not texts:
+        raise click.UsageError(f"give the text(s) for the {task} endpoint")
+    if pairs and len(pairs) != len(texts):
+        raise click.UsageError(f"{len(texts)} text(s) but {len(pairs)} --pair: give one each")
+    inputs = (
+        [{"text": t, "text_pair": p} for t, p in zip(texts, pairs, strict=True)] if pairs else texts
+    )
+    if task == "zero-shot-classification":
+        labels = [x.strip() for x in (given["labels"] or "").split(",") if x.strip()]
+        if not labels:
+            raise click.UsageError("a zero-shot-classification endpoint needs --labels A,B,...")
+        params["candidate_labels"] = labels
+        if given["template"]:
+            params["hypothesis_template"] = given["template"]
+        if given["multi_label"]:
+            params["multi_label"] = True
+    if task == "token-classification" and given["aggregation"]:
+        params["aggregation_strategy"] = given["aggregation"]
+    return {"inputs": inputs, **({"parameters": params} if params else {})}
+
+
+# the options (besides TEXTS) each task takes
+TASK_OPTIONS = {
+    "text-classification": ("pairs", "top_k"),
+    "fill-mask": ("top_k",),
+    "token-classification": ("aggregation",),
+    "question-answering": ("questions", "contexts", "top_k"),
+    "zero-shot-classification": ("labels", "template", "multi_label"),
+}
+OPTION_FLAGS = {"pairs": "pair", "questions": "question", "contexts": "context", "texts": "TEXTS"}
 
 PREDICTION_COLUMNS = {
     "text-classification": ["input", "label", "score", "text"],
     "fill-mask": ["input", "token", "score", "sequence"],
     "embeddings": ["input", "dims", "vector", "text"],
+    "feature-extraction": ["input", "tokens", "dims", "first_token", "text"],
+    "token-classification": ["input", "entity", "word", "score", "start", "end"],
+    "question-answering": ["input", "answer", "score", "start", "end", "text"],
+    "zero-shot-classification": ["input", "label", "score", "sequence"],
 }
 
 
-def prediction_rows(task: str, texts: tuple[str, ...], result: list[Any]) -> list[dict]:
+def _head(vector: list[float]) -> str:
+    return "[" + ", ".join(f"{x:.3f}" for x in vector[:4]) + ", ...]"
+
+
+def prediction_rows(task: str, result: list[Any]) -> list[dict[str, Any]]:
+    """One table row per label, token, entity or answer of each input."""
     rows: list[dict[str, Any]] = []
-    for i, (text, answer) in enumerate(zip(texts, result, strict=True)):
+    for i, answer in enumerate(result):
         if task == "embeddings":
-            head = ", ".join(f"{x:.3f}" for x in answer[:4])
-            rows.append({"input": i, "dims": len(answer), "vector": f"[{head}, ...]", "text": text})
+            rows.append({"input": i, "dims": len(answer), "vector": _head(answer)})
             continue
+        if task == "feature-extraction":
+            tokens = answer[0] if answer and isinstance(answer[0][0], list) else answer
+            rows.append(
+                {
+                    "input": i,
+                    "tokens": len(tokens),
+                    "dims": len(tokens[0]),
+                    "first_token": _head(tokens[0]),
+                }
+            )
+            continue
+        if task == "zero-shot-classification":
+            for label, score in zip(answer["labels"], answer["scores"], strict=True):
+                rows.append(
+                    {
+                        "input": i,
+                        "label": label,
+                        "score": f"{score:.4f}",
+                        "sequence": answer["sequence"],
+                    }
+                )
+            continue
+        if isinstance(answer, dict):  # one question-answering answer
+            answer = [answer]
         if task == "fill-mask" and answer and isinstance(answer[0], list):
             answer = answer[0]  # several masks: show the first one's candidates
         for item in answer:
@@ -152,9 +283,13 @@ def prediction_rows(task: str, texts: tuple[str, ...], result: list[Any]) -> lis
                     "input": i,
                     "label": item.get("label"),
                     "token": item.get("token_str"),
+                    "entity": item.get("entity_group") or item.get("entity"),
+                    "word": item.get("word"),
+                    "answer": item.get("answer"),
+                    "start": item.get("start"),
+                    "end": item.get("end"),
                     "score": f"{item['score']:.4f}",
                     "sequence": item.get("sequence"),
-                    "text": text,
                 }
             )
     return rows

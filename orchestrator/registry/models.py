@@ -163,6 +163,10 @@ class ModelVersion(Base):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     code_version: Mapped[str | None] = mapped_column(String(64))
+    # sha256 over the version's files (names and contents), and for an imported version the
+    # folder it was copied from (`orch models import`)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    imported_from: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     model: Mapped[Model] = relationship(back_populates="versions")

@@ -275,6 +275,10 @@ def get_tokenizer(session: Session, name: str, version: int | None = None) -> To
 # --- models, versions, aliases -------------------------------------------------------------
 
 
+def find_model(session: Session, name: str) -> Model | None:
+    return session.scalar(select(Model).where(Model.name == name))
+
+
 def add_model_version(session: Session, *, name: str, task: str, **fields: Any) -> ModelVersion:
     """Register the next version of model ``name`` (created on first use)."""
     model = session.scalar(select(Model).where(Model.name == name))
