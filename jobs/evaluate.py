@@ -1,5 +1,6 @@
 """The ``evaluate`` job: a registered model version on a dataset; metrics rows in the
-registry (accuracy, f1, ... for classifiers; loss and perplexity for masked LMs)."""
+registry (accuracy, f1, ... for classifiers; seqeval's f1, precision, recall and accuracy for
+token classifiers; loss and perplexity for masked LMs)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,33 @@ import torch
 
 from jobs.context import JobContext
 from jobs.data.collate import PadCollate
-from jobs.data.pipeline import LABEL, check_columns, read_files, resolve_labels, tokenize
+from jobs.data.pipeline import (
+    LABEL,
+    check_columns,
+    check_tagged_files,
+    read_files,
+    resolve_labels,
+    sentence_dataset,
+    tokenize,
+    tokenize_tagged,
+)
 from jobs.errors import JobInputError
-from jobs.metrics import classification_scores, perplexity
+from jobs.metrics import (
+    classification_scores,
+    perplexity,
+    seqeval_report,
+    tag_sequences,
+    token_classification_scores,
+)
+from jobs.specs.common import METRICS_BY_TASK, metrics_not_of_task
 from jobs.specs.models import EvaluateJobSpec
 from jobs.specs.training import DataSpec
 
 MLM_PROBABILITY = 0.15
+DEFAULT_METRICS = {
+    "text-classification": ["accuracy", "f1"],
+    "token-classification": list(METRICS_BY_TASK["token-classification"]),
+}
 
 
 def run(spec: EvaluateJobSpec, ctx: JobContext) -> dict[str, Any]:
@@ -25,6 +46,9 @@ def run(spec: EvaluateJobSpec, ctx: JobContext) -> dict[str, Any]:
     row = ctx.model_version(spec.model)
     folder, task, ref = row.artifact_uri, row.task, row.ref
     config = transformers.AutoConfig.from_pretrained(folder)
+    metrics = _metrics_for(spec, task or "", ref)
+    if task == "token-classification":
+        return _evaluate_tagged(spec, ctx, folder, ref, config, metrics)
     ds, _ = read_files(spec.data, "files")
     kind = "classification" if task == "text-classification" else "mlm"
     columns = check_columns(
@@ -39,26 +63,43 @@ def run(spec: EvaluateJobSpec, ctx: JobContext) -> dict[str, Any]:
     ctx.progress(f"scoring {ref} on {', '.join(spec.data.files)}")
     tokenized = tokenize(ds, folder, spec.data.max_length, columns, label2id, 0.5)
     scores = (
-        _classify(folder, tokenized, spec, config.num_labels)
+        _classify(folder, tokenized, spec, config.num_labels, metrics)
         if kind == "classification"
         else _masked_lm(folder, tokenized, spec)
     )
+    return _finish(ctx, ref, scores)
+
+
+def _finish(ctx: JobContext, ref: str, scores: dict[str, float], **details: Any) -> dict[str, Any]:
     rows = [{"name": k, "value": float(v), "split": "eval"} for k, v in scores.items()]
     ctx.finish(
         f"evaluated {ref}",
-        {"model": ref, **{k: round(v, 4) for k, v in scores.items()}},
+        {"model": ref, **{k: round(v, 4) for k, v in scores.items()}, **details},
         metrics=rows,
     )
-    return {"model": ref, "metrics": scores}
+    return {"model": ref, "metrics": scores, **details}
 
 
-def _batches(tokenized: Any, folder: str, batch_size: int, mlm: float | None) -> Any:
-    return tokenized.iter_torch_batches(batch_size=batch_size, collate_fn=PadCollate(folder, mlm))
+def _metrics_for(spec: EvaluateJobSpec, task: str, ref: str) -> list[str]:
+    """The metrics asked for (default: the task's), checked against the model's task now
+    that it is known (a spec cannot know it)."""
+    metrics = spec.metrics or DEFAULT_METRICS.get(task, [])
+    problem = metrics_not_of_task(task, metrics) if spec.metrics else None
+    if problem:
+        raise JobInputError(f"metrics: {problem} (the task of {ref})")
+    return metrics
+
+
+def _batches(
+    tokenized: Any, folder: str, batch_size: int, mlm: float | None, token_labels: bool = False
+) -> Any:
+    collate = PadCollate(folder, mlm, token_labels=token_labels)
+    return tokenized.iter_torch_batches(batch_size=batch_size, collate_fn=collate)
 
 
 @torch.inference_mode()
 def _classify(
-    folder: str, tokenized: Any, spec: EvaluateJobSpec, num_labels: int
+    folder: str, tokenized: Any, spec: EvaluateJobSpec, num_labels: int, metrics: list[str]
 ) -> dict[str, float]:
     from transformers import AutoModelForSequenceClassification
 
@@ -71,10 +112,54 @@ def _classify(
         refs.append(labels.numpy())
     if not preds:
         raise JobInputError("the evaluation data has no rows")
-    scores = classification_scores(
-        spec.metrics, np.concatenate(preds), np.concatenate(refs), num_labels
-    )
+    scores = classification_scores(metrics, np.concatenate(preds), np.concatenate(refs), num_labels)
     return {**scores, "rows": float(sum(len(p) for p in preds))}
+
+
+def _evaluate_tagged(
+    spec: EvaluateJobSpec,
+    ctx: JobContext,
+    folder: str,
+    ref: str,
+    config: Any,
+    metrics: list[str],
+) -> dict[str, Any]:
+    """A token classifier on conll / jsonl files: every tag must be one of the model's
+    labels (errors name the file and line); seqeval scores the words' first sub-tokens."""
+    names = [config.id2label[i] for i in range(config.num_labels)]
+    data = spec.data
+    tagged = check_tagged_files(data, "data", data.columns, names, data.max_rows)
+    ctx.progress(f"scoring {ref} on {tagged.scan.sentences:,} sentences of {', '.join(data.files)}")
+    label2id = {n: i for i, n in enumerate(names)}
+    tokenized = tokenize_tagged(
+        sentence_dataset(tagged, data.columns, label2id), folder, data.max_length, 0.5
+    )
+    predicted, true = _tag(folder, tokenized, spec.batch_size, names)
+    report = seqeval_report(predicted, true)
+    scores = {**token_classification_scores(metrics, report), "rows": float(len(true))}
+    per_type = {k: v for k, v in report.items() if isinstance(v, dict)}
+    return _finish(ctx, ref, scores, per_type=per_type)
+
+
+@torch.inference_mode()
+def _tag(
+    folder: str, tokenized: Any, batch_size: int, names: list[str]
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Predicted and true tag names of every sentence (at each word's first sub-token)."""
+    from transformers import AutoModelForTokenClassification
+
+    model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True)
+    model.eval()
+    predicted: list[list[str]] = []
+    true: list[list[str]] = []
+    for batch in _batches(tokenized, folder, batch_size, None, token_labels=True):
+        labels = batch.pop("labels")
+        pred, ref = tag_sequences(model(**batch).logits.argmax(-1).numpy(), labels.numpy(), names)
+        predicted += pred
+        true += ref
+    if not true:
+        raise JobInputError("the evaluation data has no sentences")
+    return predicted, true
 
 
 @torch.inference_mode()

@@ -1,5 +1,6 @@
-"""The ``finetune`` job: sequence classification (single texts or pairs) from a registered
-model version or a local Hugging Face folder; registers the best checkpoint."""
+"""The ``finetune`` job: sequence classification (single texts or pairs) or token
+classification (a tag per word: NER) from a registered model version or a local Hugging Face
+folder; registers the best checkpoint."""
 
 from __future__ import annotations
 
@@ -35,16 +36,24 @@ def resolve_base(base: BaseModelSpec, ctx: JobContext) -> tuple[str, Lineage]:
 def run(spec: FinetuneJobSpec, ctx: JobContext) -> dict[str, Any]:
     folder, lineage = resolve_base(spec.base, ctx)
     ctx.progress("reading and checking the dataset")
-    data = prepare(spec.data, "classification", folder, spec.labels, spec.scaling.data_cpus)
+    tagged = spec.task == "token-classification"
+    data = prepare(
+        spec.data,
+        "token-classification" if tagged else "classification",
+        folder,
+        spec.labels,
+        spec.scaling.data_cpus,
+    )
+    rows = "sentences" if tagged else "rows"
     ctx.progress(
-        f"{data.splits['train'].rows:,} train / {data.splits['eval'].rows:,} eval rows; "
-        f"labels {data.label_names}"
+        f"{data.splits['train'].rows:,} train / {data.splits['eval'].rows:,} eval {rows}; "
+        f"{'tags' if tagged else 'labels'} {data.label_names}"
     )
     return train_and_register(
         spec,
         ctx,
         {
-            "task": "text-classification",
+            "task": spec.task,
             "model_dir": folder,
             "model_config": None,
             "tokenizer_dir": folder,

@@ -33,7 +33,7 @@ from jobs.worker_reports import DriverSink
 class Plan:
     """Everything a worker needs, as plain data (it crosses process boundaries)."""
 
-    task: str  # "fill-mask" or "text-classification"
+    task: str  # "fill-mask", "text-classification" or "token-classification"
     model_dir: str | None  # a pretrained folder to start from (finetune)
     model_config: dict[str, Any] | None  # or a config to build from scratch (pretrain)
     tokenizer_dir: str
@@ -202,7 +202,12 @@ def build_model(plan: Plan) -> Any:
             plan.model_dir, use_safetensors=True
         )
     names = plan.label_names or [str(i) for i in range(plan.num_labels or 2)]
-    return transformers.AutoModelForSequenceClassification.from_pretrained(
+    model_class = (
+        transformers.AutoModelForTokenClassification
+        if plan.task == "token-classification"
+        else transformers.AutoModelForSequenceClassification
+    )
+    return model_class.from_pretrained(
         plan.model_dir,
         use_safetensors=True,
         num_labels=len(names),
@@ -257,9 +262,14 @@ def training_args(plan: Plan) -> TrainingArguments:
 def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:
     import ray.train
 
-    from jobs.metrics import compute_metrics_fn
+    from jobs.metrics import argmax_logits, compute_metrics_fn, token_metrics_fn
 
-    collate = PadCollate(plan.tokenizer_dir, plan.mlm_probability, 8 if plan.use_gpu else None)
+    collate = PadCollate(
+        plan.tokenizer_dir,
+        plan.mlm_probability,
+        8 if plan.use_gpu else None,
+        token_labels=plan.task == "token-classification",
+    )
     batch = plan.train["batch_size"]
     train_shard = ray.train.get_dataset_shard("train")
     if plan.group_by_length:
@@ -276,11 +286,11 @@ def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:
         callbacks.append(TimeBudget(plan.train["max_seconds"]))
     if metrics is not None:  # rank 0
         callbacks.append(metrics)
-    compute = (
-        compute_metrics_fn(plan.metrics, plan.num_labels or 2)
-        if plan.task == "text-classification"
-        else None
-    )
+    compute, preprocess = None, None
+    if plan.task == "text-classification":
+        compute = compute_metrics_fn(plan.metrics, plan.num_labels or 2)
+    elif plan.task == "token-classification":  # argmax per batch: no logits accumulate
+        compute, preprocess = token_metrics_fn(plan.metrics, plan.label_names or []), argmax_logits
     return ShardTrainer(
         model=build_model(plan),
         args=training_args(plan),
@@ -288,6 +298,7 @@ def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:
         eval_dataset=eval_iter,
         processing_class=transformers.AutoTokenizer.from_pretrained(plan.tokenizer_dir),
         compute_metrics=compute,
+        preprocess_logits_for_metrics=preprocess,
         callbacks=callbacks,
     )
 

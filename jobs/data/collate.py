@@ -1,6 +1,6 @@
-"""Batches inside the training workers: dynamic padding per batch (and masking for MLM)
-with transformers' collators, batches of similar length, and a count of the real tokens
-collated for tokens/s."""
+"""Batches inside the training workers: dynamic padding per batch (and masking for MLM, or
+per-token labels padded with -100 for token classification) with transformers' collators,
+batches of similar length, and a count of the real tokens collated for tokens/s."""
 
 from __future__ import annotations
 
@@ -11,27 +11,33 @@ from ray.data.collate_fn import NumpyBatchCollateFn
 
 
 class PadCollate(NumpyBatchCollateFn):
-    """Dynamic padding per batch (and 15% masking for MLM) with transformers' collators."""
+    """Dynamic padding per batch (and 15% masking for MLM) with transformers' collators;
+    ``token_labels``: labels per token, padded with -100 like the inputs."""
 
     def __init__(
         self,
         tokenizer_dir: str,
         mlm_probability: float | None = None,
         multiple_of: int | None = None,
+        token_labels: bool = False,
     ) -> None:
         self.tokenizer_dir = tokenizer_dir
         self.mlm_probability = mlm_probability
         self.multiple_of = multiple_of  # 8 on GPUs (tensor cores); on CPUs it only adds padding
+        self.token_labels = token_labels
         self._collator: Any = None
 
     def _build(self) -> Any:
         from transformers import (
             AutoTokenizer,
             DataCollatorForLanguageModeling,
+            DataCollatorForTokenClassification,
             DataCollatorWithPadding,
         )
 
         tok = AutoTokenizer.from_pretrained(self.tokenizer_dir)
+        if self.token_labels:
+            return DataCollatorForTokenClassification(tok, pad_to_multiple_of=self.multiple_of)
         if self.mlm_probability is not None:
             return DataCollatorForLanguageModeling(
                 tok, mlm_probability=self.mlm_probability, pad_to_multiple_of=self.multiple_of

@@ -2,31 +2,41 @@
 a stream (batches are collated in the training workers: ``jobs.data.collate``).
 
 Rows never pass through the driver's memory: the driver builds lazy ``ray.data.Dataset``s
-and hands them to the ``TorchTrainer``, whose workers pull their shards.
+and hands them to the ``TorchTrainer``, whose workers pull their shards. Tagged sentences
+(token classification) are checked and counted by the driver streaming each file once;
+Ray tasks then parse the files again with the same parser.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import ray
 
 from jobs.data.readers import (
+    TAGGED_FORMATS,
     Fingerprint,
+    TagScan,
     check_not_empty,
     check_utf8,
+    default_tag_names,
     fingerprint_files,
+    read_sentences,
     resolve_files,
+    scan_sentences,
     single_format,
+    tag_ids,
 )
 from jobs.errors import JobInputError
-from jobs.specs.training import DataSpec, Files
+from jobs.specs.training import Columns, DataSpec, Files
 
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
 
@@ -57,6 +67,11 @@ def read_files(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
         return _read_hf(spec, what)
     paths = resolve_files(spec.files, f"data.{what}")
     fmt = single_format(paths, spec.format, f"data.{what}")
+    if fmt == "conll":
+        raise JobInputError(
+            f"data.{what}: {paths[0]} is a conll file (a tag per word): only "
+            "token classification reads it (finetune with task: token-classification)"
+        )
     check_not_empty(paths)
     if fmt != "parquet":
         check_utf8(paths)
@@ -207,9 +222,9 @@ class Tokenize:
         return out
 
 
-def _ragged(rows: list[list[int]]) -> np.ndarray:
+def _ragged(rows: list[list[int]], dtype: Any = np.int32) -> np.ndarray:
     out = np.empty(len(rows), dtype=object)
-    out[:] = [np.asarray(r, dtype=np.int32) for r in rows]
+    out[:] = [np.asarray(r, dtype=dtype) for r in rows]
     return out
 
 
@@ -226,16 +241,34 @@ def tokenize(
     """Stream ``ds`` through a pool of tokenizer actors sized from the CPUs set aside for
     the input pipeline (a pool that would not fit would stall the job). ``actors`` fixes the
     pool's size instead; the CPUs left after the read tasks are shared between them."""
-    budget = max(data_cpus - READ_CPUS, OP_CPUS)
-    actors = actors or max(1, math.floor(budget))
-    return ds.map_batches(
+    return _tokenizer_pool(
+        ds,
         Tokenize,
-        fn_constructor_kwargs={
+        {
             "tokenizer_dir": tokenizer_dir,
             "max_length": max_length,
             "columns": columns,
             "label2id": label2id,
         },
+        data_cpus,
+        batch_size,
+        actors,
+    )
+
+
+def _tokenizer_pool(
+    ds: ray.data.Dataset,
+    udf: type,
+    kwargs: dict[str, Any],
+    data_cpus: float,
+    batch_size: int,
+    actors: int | None,
+) -> ray.data.Dataset:
+    budget = max(data_cpus - READ_CPUS, OP_CPUS)
+    actors = actors or max(1, math.floor(budget))
+    return ds.map_batches(
+        udf,
+        fn_constructor_kwargs=kwargs,
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -280,8 +313,11 @@ def _count_labels(
 def prepare(
     spec: DataSpec, task: str, tokenizer_dir: str, label_names: list[str] | None, data_cpus: float
 ) -> PreparedData:
-    """Build the lazy train/eval pipelines; count rows and check labels on the way."""
+    """Build the lazy train/eval pipelines; count rows and check labels on the way. ``task``:
+    classification, mlm or token-classification."""
     ray.data.DataContext.get_current().enable_progress_bars = False  # they flood job logs
+    if task == "token-classification":
+        return _prepare_tagged(spec, tokenizer_dir, label_names, data_cpus)
     train, columns, train_fp = _load_split(spec.train, spec, task, "train")
     if spec.eval is not None:
         held, eval_columns, eval_fp = _load_split(spec.eval, spec, task, "eval")
@@ -307,5 +343,215 @@ def prepare(
         train=tokenize(train, tokenizer_dir, spec.max_length, columns, label2id, cpus),
         eval=tokenize(held, tokenizer_dir, spec.max_length, eval_columns, label2id, cpus),
         splits={"train": SplitInfo(train_rows, train_fp), "eval": SplitInfo(eval_rows, eval_fp)},
+        label_names=names,
+    )
+
+
+# --- token classification: tagged sentences --------------------------------------------------
+
+TOKENS, TAGS = "tokens", "tags"  # the columns of parsed sentences (words, tag ids)
+IGNORED = -100  # the label of sub-tokens and special tokens: no loss, no metric
+
+
+class SplitRule(NamedTuple):
+    """Which sentences of a split by fraction a dataset keeps: a hash of the joined words."""
+
+    fraction: float
+    seed: int
+    held_out: bool  # keep the held-out (eval) sentences, else the others
+
+    def holds_out(self, tokens: list[str]) -> bool:
+        return _in_eval(" ".join(tokens), self.seed, self.fraction)
+
+    def keeps(self, tokens: list[str]) -> bool:
+        return self.holds_out(tokens) == self.held_out
+
+
+@dataclass
+class TaggedSplit:
+    """One split's conll / jsonl files, checked and counted by the driver."""
+
+    format: str
+    scan: TagScan
+    fingerprint: Fingerprint
+
+
+def check_tagged_files(
+    files: Files,
+    key: str,
+    columns: Columns,
+    labels: list[str] | None,
+    max_rows: int | None,
+    split: SplitRule | None = None,
+) -> TaggedSplit:
+    """Stream a split's tagged files once (after the UTF-8 check and the fingerprint): every
+    problem names ``key``, the file and the line; counts the sentences used (``max_rows``
+    in all) and how many a split by fraction holds out."""
+    if files.format == "hf":
+        raise JobInputError(f"{key}.format hf: token classification reads conll or jsonl files")
+    paths = resolve_files(files.files, key)
+    fmt = single_format(paths, files.format, key)
+    if fmt not in TAGGED_FORMATS:
+        raise JobInputError(
+            f"{key}: {paths[0]} is read as {fmt}; token classification reads conll or "
+            f"jsonl files (set {key}.format)"
+        )
+    check_utf8(paths)
+    fingerprint = fingerprint_files(paths)
+    scan = scan_sentences(
+        paths,
+        fmt,
+        key,
+        tokens=columns.tokens,
+        tags=columns.tags,
+        labels=labels,
+        max_rows=max_rows,
+        held_out=split.holds_out if split else None,
+    )
+    return TaggedSplit(fmt, scan, fingerprint)
+
+
+def _sentence_rows(
+    item: dict[str, Any],
+    fmt: str,
+    columns: tuple[str, str],
+    label2id: dict[str, int],
+    split: SplitRule | None,
+) -> Iterator[dict[str, Any]]:
+    """Ray Data ``flat_map``: one file's first ``take`` sentences as rows of words and tag
+    ids (the driver has checked them with the same parser)."""
+    sentences = read_sentences(item["path"], fmt, *columns)
+    for sentence in itertools.islice(sentences, int(item["take"])):
+        if split is None or split.keeps(sentence.tokens):
+            yield {TOKENS: sentence.tokens, TAGS: tag_ids(sentence.tags, label2id)}
+
+
+def sentence_dataset(
+    tagged: TaggedSplit,
+    columns: Columns,
+    label2id: dict[str, int],
+    split: SplitRule | None = None,
+) -> ray.data.Dataset:
+    """A lazy dataset of the split's sentences, parsed in Ray tasks (one per file): only
+    the file names pass through the driver, never the rows."""
+    items = [{"path": path, "take": take} for path, take in tagged.scan.taken.items()]
+    return ray.data.from_items(items, override_num_blocks=len(items)).flat_map(
+        _sentence_rows,
+        fn_kwargs={
+            "fmt": tagged.format,
+            "columns": (columns.tokens, columns.tags),
+            "label2id": label2id,
+            "split": split,
+        },
+        num_cpus=READ_CPUS,
+    )
+
+
+def align_tags(word_ids: list[int | None], tags: list[int]) -> list[int]:
+    """Labels per sub-token: each word's first sub-token gets the word's tag; its other
+    sub-tokens and the special tokens get -100 (no loss, no metric)."""
+    labels, previous = [], None
+    for word in word_ids:
+        labels.append(IGNORED if word is None or word == previous else int(tags[word]))
+        previous = word
+    return labels
+
+
+class TokenizeTagged:
+    """Ray Data UDF: words to sub-tokens (a fast tokenizer, ``is_split_into_words``,
+    truncation), tags aligned to the first sub-token of each word."""
+
+    def __init__(self, tokenizer_dir: str, max_length: int) -> None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        if getattr(tokenizer, "add_prefix_space", None) is False:  # byte-level BPE
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, add_prefix_space=True)
+        if not tokenizer.is_fast:
+            raise JobInputError(
+                f"the tokenizer in {tokenizer_dir} is not a fast tokenizer: token "
+                "classification needs its word_ids() to align tags with sub-tokens"
+            )
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, raw: dict[str, np.ndarray]) -> dict[str, Any]:
+        words = [[str(w) for w in sentence] for sentence in raw[TOKENS]]
+        enc = self.tokenizer(
+            words,
+            is_split_into_words=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        labels = [align_tags(enc.word_ids(i), list(tags)) for i, tags in enumerate(raw[TAGS])]
+        return {"input_ids": _ragged(enc["input_ids"]), "labels": _ragged(labels, np.int64)}
+
+
+def tokenize_tagged(
+    ds: ray.data.Dataset,
+    tokenizer_dir: str,
+    max_length: int,
+    data_cpus: float,
+    batch_size: int = 256,
+    actors: int | None = None,
+) -> ray.data.Dataset:
+    """Stream sentences through a pool of ``TokenizeTagged`` actors (sized as ``tokenize``)."""
+    return _tokenizer_pool(
+        ds,
+        TokenizeTagged,
+        {"tokenizer_dir": tokenizer_dir, "max_length": max_length},
+        data_cpus,
+        batch_size,
+        actors,
+    )
+
+
+def _prepare_tagged(
+    spec: DataSpec, tokenizer_dir: str, label_names: list[str] | None, data_cpus: float
+) -> PreparedData:
+    """Token classification's train/eval pipelines: the driver checks and counts every
+    sentence used (streaming each file once), then Ray tasks parse and tokenise them."""
+    columns = spec.columns
+    if spec.eval is not None:
+        train = check_tagged_files(spec.train, "data.train", columns, label_names, spec.max_rows)
+        held = check_tagged_files(spec.eval, "data.eval", columns, label_names, spec.max_rows)
+        train_rule = eval_rule = None
+        train_rows, eval_rows = train.scan.sentences, held.scan.sentences
+    else:
+        rule = SplitRule(spec.eval_fraction, spec.split_seed, held_out=True)
+        train = held = check_tagged_files(
+            spec.train, "data.train", columns, label_names, spec.max_rows, rule
+        )
+        train_rule, eval_rule = rule._replace(held_out=False), rule
+        eval_rows = train.scan.held_out
+        train_rows = train.scan.sentences - eval_rows
+    names = label_names or default_tag_names(train.scan.tags | held.scan.tags)
+    for name, rows in (("train", train_rows), ("eval", eval_rows)):
+        if rows == 0:
+            raise JobInputError(
+                f"the {name} split has no sentences"
+                + (" (data.eval_fraction too small?)" if name == "eval" else "")
+            )
+    label2id = {n: i for i, n in enumerate(names)}
+    cpus = max(data_cpus / 2, READ_CPUS + OP_CPUS)  # each split's pool: they run in turn
+    return PreparedData(
+        train=tokenize_tagged(
+            sentence_dataset(train, columns, label2id, train_rule),
+            tokenizer_dir,
+            spec.max_length,
+            cpus,
+        ),
+        eval=tokenize_tagged(
+            sentence_dataset(held, columns, label2id, eval_rule),
+            tokenizer_dir,
+            spec.max_length,
+            cpus,
+        ),
+        splits={
+            "train": SplitInfo(train_rows, train.fingerprint),
+            "eval": SplitInfo(eval_rows, held.fingerprint),
+        },
         label_names=names,
     )

@@ -32,6 +32,7 @@ HERE = Path(__file__).parent
 SERVING_CODE = (
     HERE / "app.py",
     HERE / "inference.py",
+    HERE / "question_answering.py",
     HERE / "requests.py",
     HERE.parent / "specs" / "serving.py",
 )
@@ -105,6 +106,7 @@ class ModelServer:
                 self.options.task,
                 self.options.max_items,
                 self.options.max_input_chars,
+                self.options.max_candidate_labels,
             )
             self.predictor.check(parsed)
             result, ref = await self._batched(parsed)

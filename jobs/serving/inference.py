@@ -3,22 +3,43 @@
 A batch holds several requests. Their texts are tokenized once without padding, sorted by
 length and cut into forward passes of at most ``max_batch_tokens`` padded tokens, so short
 texts never pay for a long neighbour's padding; results go back to their requests in order.
+
+Text classification, fill-mask and embeddings are computed here directly. The other tasks
+(``PIPELINE_TASKS``) answer exactly what a ``transformers`` pipeline answers: the pipeline's
+own ``preprocess`` turns each input into model inputs (several for question answering's
+windows, zero-shot's labels, token classification's stride chunks), those of the whole batch
+share the token-budget forward passes, and the pipeline's ``postprocess`` shapes each answer.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from jobs.serving.requests import Request, RequestError
+from jobs.specs.serving import entailment_id
 
+# The head each endpoint task loads (transformers' Auto class).
 MODEL_CLASSES = {
     "text-classification": "AutoModelForSequenceClassification",
+    "zero-shot-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "question-answering": "AutoModelForQuestionAnswering",
     "fill-mask": "AutoModelForMaskedLM",
+    "feature-extraction": "AutoModel",
     "embeddings": "AutoModel",
 }
+# Tasks answered by a transformers pipeline's pre- and post-processing (see run_pipeline).
+PIPELINE_TASKS = (
+    "token-classification",
+    "question-answering",
+    "zero-shot-classification",
+    "feature-extraction",
+)
 
 
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
@@ -48,6 +69,13 @@ class Predictor:
         folder = Path(path)
         if not any(folder.glob("*.safetensors")):
             raise FileNotFoundError(f"{folder} holds no .safetensors weights")
+        if task == "zero-shot-classification":
+            label2id = transformers.AutoConfig.from_pretrained(folder).label2id
+            if entailment_id(label2id) is None:
+                raise ValueError(
+                    "zero-shot-classification needs an NLI model, one with an entailment "
+                    f"label; this model's labels are {sorted(label2id)}"
+                )
         self.task, self.device = task, device
         self.max_batch_tokens = max_batch_tokens or (512 if device == "cpu" else 16384)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
@@ -67,15 +95,46 @@ class Predictor:
         if config.model_type in ("roberta", "xlm-roberta", "camembert"):
             positions -= 2  # their position ids start after the padding index
         self.max_length = int(min(self.tokenizer.model_max_length, positions))
+        self.pipe: Any = self._build_pipeline() if task in PIPELINE_TASKS else None
+
+    def _build_pipeline(self) -> Any:
+        """The task's pipeline over the model and tokenizer loaded here. The tokenizer's
+        ``model_max_length`` becomes the model's usable length first: the pipelines truncate
+        (or cut windows) to it, so no input can pass more positions than the model has."""
+        import transformers
+
+        self.tokenizer.model_max_length = self.max_length
+        if self.task == "question-answering":  # transformers 5 has no such pipeline
+            from jobs.serving.question_answering import QuestionAnsweringPipeline
+
+            return QuestionAnsweringPipeline(
+                model=self.model, tokenizer=self.tokenizer, device=self.device
+            )
+        return transformers.pipeline(
+            self.task, model=self.model, tokenizer=self.tokenizer, device=self.device
+        )
 
     def describe(self) -> dict[str, Any]:
+        """What the endpoint serves and what its requests need."""
         out: dict[str, Any] = {
             "task": self.task,
             "max_length": self.max_length,
             "dtype": str(self.dtype).removeprefix("torch."),
         }
-        if self.task == "text-classification":
+        if self.task in ("text-classification", "token-classification"):
             out["labels"] = [self.model.config.id2label[i] for i in range(self._num_labels)]
+        if self.task == "token-classification":
+            out["needs"] = "a text or a list; parameters.aggregation_strategy (default simple)"
+        if self.task == "zero-shot-classification":
+            label2id = self.model.config.label2id
+            out["nli_labels"] = [self.model.config.id2label[i] for i in range(self._num_labels)]
+            out["entailment_label"] = self.model.config.id2label[entailment_id(label2id)]
+            out["needs"] = "parameters.candidate_labels: the labels to choose from"
+        if self.task == "question-answering":
+            out["max_seq_len"] = self.pipe.default_max_seq_len()
+            out["needs"] = 'inputs {"question": ..., "context": ...} or a list of them'
+        if self.task == "feature-extraction":
+            out["hidden_size"] = int(self.model.config.hidden_size)
         if self.task == "fill-mask":
             out["mask_token"] = self.tokenizer.mask_token
         return out
@@ -86,6 +145,9 @@ class Predictor:
 
     def check(self, request: Request) -> None:
         """Per-request checks that need the tokenizer (before the request joins a batch)."""
+        if self.task in PIPELINE_TASKS:
+            self._check_pipeline_request(request)
+            return
         if self.task != "fill-mask":
             return
         mask = self.tokenizer.mask_token
@@ -105,6 +167,8 @@ class Predictor:
 
     def run(self, requests: list[Request]) -> list[Any]:
         """One result per request, in order (a single input gives its result unwrapped)."""
+        if self.task in PIPELINE_TASKS:
+            return self.run_pipeline(requests)
         encoded = [row for r in requests for row in self._encode(r.texts, r.pairs)]
         outputs: list[Any] = [None] * len(encoded)
         for chunk in self.chunks([len(row["input_ids"]) for row in encoded]):
@@ -196,3 +260,162 @@ class Predictor:
                 )
             per_mask.append(candidates)
         return per_mask[0] if len(per_mask) == 1 else per_mask
+
+    # --- tasks answered by a transformers pipeline ----------------------------------------
+
+    def pipeline_params(self, params: dict[str, Any]) -> tuple[dict, dict, dict]:
+        """A request's parameters as the pipeline's (preprocess, forward, postprocess)
+        parameters; those left out (None) take the pipeline's defaults."""
+        given = {name: value for name, value in params.items() if value is not None}
+        if self.task == "feature-extraction":
+            given["truncation"] = True  # the pipeline does not truncate by default
+        preprocess, forward, postprocess = self.pipe._sanitize_parameters(**given)
+        if forward:  # none of PIPELINE_TASKS has any: a batch's passes are shared
+            raise ValueError(f"unexpected forward parameters {sorted(forward)}")
+        return preprocess, forward, postprocess
+
+    def _pipeline_inputs(self, request: Request) -> list[Any]:
+        if self.task == "question-answering":
+            assert request.pairs is not None  # parse_request gives every question a context
+            return [
+                {"question": question, "context": context}
+                for question, context in zip(request.texts, request.pairs, strict=True)
+            ]
+        return list(request.texts)
+
+    def run_pipeline(self, requests: list[Request]) -> list[Any]:
+        """Answers of a pipeline task, batched across requests: every input's model inputs
+        (from the pipeline's ``preprocess``) are grouped by length into forward passes of at
+        most ``max_batch_tokens`` padded tokens, collated and unrolled as transformers'
+        own batching does, and each input's outputs go to the pipeline's ``postprocess``."""
+        from transformers.pipelines.base import ChunkPipeline, pad_collate_fn
+
+        chunked = isinstance(self.pipe, ChunkPipeline)
+        items: list[Any] = []  # the model inputs of every input of every request
+        owners: list[int] = []  # the input (counted over the batch) each item belongs to
+        postprocess_params: list[dict[str, Any]] = []  # one per input
+        for request in requests:
+            preprocess, _, postprocess = self.pipeline_params(request.params)
+            for value in self._pipeline_inputs(request):
+                produced = self.pipe.preprocess(value, **preprocess)
+                for item in produced if chunked else [produced]:
+                    items.append(item)
+                    owners.append(len(postprocess_params))
+                postprocess_params.append(postprocess)
+        lengths = [int(item["input_ids"].shape[-1]) for item in items]
+        outputs: list[Any] = [None] * len(items)
+        collate = pad_collate_fn(self.tokenizer, None)
+        for group in self.chunks(lengths):
+            if len(group) == 1:  # as transformers runs batch_size=1: no collation at all
+                outputs[group[0]] = self.pipe.forward(items[group[0]])
+                continue
+            batch = self.pipe.forward(collate([items[i] for i in group]))
+            for i, output in zip(group, unbatch(batch, len(group)), strict=True):
+                outputs[i] = output
+        per_input: list[list[Any]] = [[] for _ in postprocess_params]
+        for owner, output, length in zip(owners, outputs, lengths, strict=True):
+            if self.task == "feature-extraction":
+                output = self._unpad_hidden_states(output, length)
+            if chunked:
+                output.pop("is_last", None)  # as transformers' PipelinePackIterator does
+            per_input[owner].append(output)
+        answers = []
+        for outs, params in zip(per_input, postprocess_params, strict=True):
+            answer = self.pipe.postprocess(outs if chunked else outs[0], **params)
+            # token-classification scores are numpy floats; hidden states are plain already
+            answers.append(answer if self.task == "feature-extraction" else plain(answer))
+        results, start = [], 0
+        for request in requests:
+            count = len(request.texts)
+            results.append(answers[start] if request.single else answers[start : start + count])
+            start += count
+        return results
+
+    def _unpad_hidden_states(self, output: Any, length: int) -> Any:
+        """A collated item's hidden states cut back to its own tokens (feature extraction
+        answers every position, and transformers answers an input alone, unpadded)."""
+        hidden = output["last_hidden_state"]
+        if self.tokenizer.padding_side == "left":
+            output["last_hidden_state"] = hidden[:, hidden.shape[1] - length :]
+        else:
+            output["last_hidden_state"] = hidden[:, :length]
+        return output
+
+    def _check_pipeline_request(self, request: Request) -> None:
+        """Bounds that depend on the model: a window stride, a QA window and a zero-shot
+        hypothesis must fit its length, or the tokenizer would fail (a Rust panic)."""
+        params = request.params
+        if self.task == "token-classification" and params.get("stride") is not None:
+            room = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=False)
+            if params["stride"] >= room:
+                raise RequestError(
+                    422,
+                    f"parameters.stride must be below {room} (the model's {self.max_length} "
+                    "tokens less its special tokens)",
+                    "parameters.stride",
+                )
+        if self.task == "question-answering":
+            self._check_questions(request)
+        if self.task == "zero-shot-classification":
+            specials = self.tokenizer.num_special_tokens_to_add(pair=True)
+            template = params["hypothesis_template"]
+            for i, label in enumerate(params["candidate_labels"]):
+                hypothesis = self.tokenizer(template.format(label), add_special_tokens=False)
+                if len(hypothesis["input_ids"]) + specials >= self.max_length:
+                    where = f"parameters.candidate_labels[{i}]"
+                    raise RequestError(
+                        422, f"{where}: its hypothesis leaves no room for the text", where
+                    )
+        try:
+            self.pipeline_params(params)
+        except ValueError as exc:
+            raise RequestError(422, f"parameters: {exc}", "parameters") from None
+
+    def _check_questions(self, request: Request) -> None:
+        params = request.params
+        max_seq_len = params.get("max_seq_len") or self.pipe.default_max_seq_len()
+        if max_seq_len > self.max_length:
+            raise RequestError(
+                422,
+                f"parameters.max_seq_len must be at most {self.max_length} (the model's length)",
+                "parameters.max_seq_len",
+            )
+        for i, question in enumerate(request.texts):
+            where = "inputs" if request.single else f"inputs[{i}]"
+            cut = self.pipe.cut_question(question, params["max_question_len"])
+            room = self.pipe.context_room(cut, max_seq_len)
+            if room < 1:
+                raise RequestError(
+                    422,
+                    f"{where}.question leaves no room for the context in a window of "
+                    f"{max_seq_len} tokens (lower max_question_len or raise max_seq_len)",
+                    f"{where}.question",
+                )
+            stride = params.get("doc_stride")
+            if stride is not None and stride >= room:
+                raise RequestError(
+                    422,
+                    f"parameters.doc_stride must be below {room} for {where}: the context "
+                    f"tokens a window of {max_seq_len} holds beside its question",
+                    "parameters.doc_stride",
+                )
+
+
+def unbatch(output: Any, size: int) -> list[Any]:
+    """A batched forward pass's output as ``size`` outputs of one item each, unrolled by
+    transformers' own ``PipelineIterator`` (as it unrolls a DataLoader's batches)."""
+    from transformers.pipelines.pt_utils import PipelineIterator
+
+    unrolled = PipelineIterator([output], lambda batch: batch, {}, loader_batch_size=size)
+    return list(itertools.islice(iter(unrolled), size))
+
+
+def plain(value: Any) -> Any:
+    """An answer with numpy scalars as Python numbers (what JSON can encode)."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -14,8 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from jobs.specs.names import NAME_PATTERN, NAME_RULE, is_valid_name
 
-FileFormat = Literal["auto", "text", "jsonl", "csv", "tsv", "parquet"]
+FileFormat = Literal["auto", "text", "jsonl", "csv", "tsv", "parquet", "conll"]
+TAGGED_FORMATS = ("conll", "jsonl")  # what token classification reads: a tag per word
 CLASSIFICATION_METRICS = ("accuracy", "f1", "precision", "recall", "matthews_correlation")
+# Token classification (NER) is scored by seqeval: entity-level precision, recall and f1, and
+# token accuracy.
+TOKEN_CLASSIFICATION_METRICS = ("f1", "precision", "recall", "accuracy")
+METRICS_BY_TASK = {
+    "text-classification": CLASSIFICATION_METRICS,
+    "token-classification": TOKEN_CLASSIFICATION_METRICS,
+}
+KNOWN_METRICS = tuple(dict.fromkeys(m for names in METRICS_BY_TASK.values() for m in names))
 FORMAT_BY_SUFFIX = {
     ".txt": "text",
     ".text": "text",
@@ -24,6 +33,7 @@ FORMAT_BY_SUFFIX = {
     ".csv": "csv",
     ".tsv": "tsv",
     ".parquet": "parquet",
+    ".conll": "conll",
 }
 
 
@@ -68,12 +78,25 @@ class JobSpecBase(StrictModel):
         raise NotImplementedError
 
 
-def check_metrics(cls: type, metrics: list[str]) -> list[str]:
-    """A field validator: every metric is one the offline metric scripts compute."""
-    unknown = [m for m in metrics if m not in CLASSIFICATION_METRICS]
+def check_metrics(cls: type, metrics: list[str] | None) -> list[str] | None:
+    """A field validator: every metric is one the offline metric scripts compute (None: the
+    task's defaults)."""
+    unknown = [m for m in metrics or [] if m not in KNOWN_METRICS]
     if unknown:
-        raise ValueError(f"unknown {unknown}; known: {list(CLASSIFICATION_METRICS)}")
+        raise ValueError(f"unknown {unknown}; known: {list(KNOWN_METRICS)}")
     return metrics
+
+
+def metrics_not_of_task(task: str, metrics: list[str]) -> str | None:
+    """Why ``metrics`` cannot be computed for a model of ``task`` (None when they can)."""
+    allowed = METRICS_BY_TASK.get(task)
+    if allowed is None:
+        return None
+    bad = [m for m in metrics if m not in allowed]
+    if not bad:
+        return None
+    verb = "is" if len(bad) == 1 else "are"
+    return f"{bad} {verb} not computed for {task}; allowed: {list(allowed)}"
 
 
 def resolve_paths(patterns: list[str], info: ValidationInfo) -> list[str]:

@@ -1,13 +1,23 @@
-"""Specs of the model job kinds: pretrain (masked LM), finetune (classification), evaluate."""
+"""Specs of the model job kinds: pretrain (masked LM), finetune (sequence or token
+classification), evaluate."""
 
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from jobs.specs.common import JobSpecBase, Resources, StrictModel, check_metrics, resolve_paths
+from jobs.specs.common import (
+    TAGGED_FORMATS,
+    TOKEN_CLASSIFICATION_METRICS,
+    JobSpecBase,
+    Resources,
+    StrictModel,
+    check_metrics,
+    metrics_not_of_task,
+    resolve_paths,
+)
 from jobs.specs.training import (
     Columns,
     DataSpec,
@@ -99,24 +109,58 @@ class BaseModelSpec(StrictModel):
         return self
 
 
+FinetuneTask = Literal["text-classification", "token-classification"]
+
+
 class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):
-    """Sequence classification of single texts or pairs; registers the best checkpoint."""
+    """Sequence classification of single texts or pairs, or token classification (NER) of
+    tagged words; registers the best checkpoint."""
 
     kind: Literal["finetune"] = "finetune"
     base: BaseModelSpec
+    task: FinetuneTask = Field(
+        "text-classification",
+        description="text-classification (a label per text or pair) or token-classification "
+        "(a tag per word: conll or jsonl files with data.columns.tokens and data.columns.tags).",
+    )
     labels: list[str] | None = Field(
         None,
-        description="Label names in id order. Integer labels index into it; string "
-        "labels are mapped by name. Default: the integers found (0..max) or the sorted strings.",
+        description="Label (or tag) names in id order. Integer labels index into it; string "
+        "labels are mapped by name. Default: the integers found (0..max) or the sorted strings; "
+        "for tags, 'O' first, then the other tags sorted.",
     )
     metrics: list[str] = Field(
         default_factory=lambda: ["accuracy", "f1"],
-        description="accuracy, f1, precision, recall, matthews_correlation",
+        description="accuracy, f1, precision, recall, matthews_correlation; for "
+        "token-classification (seqeval, default all): f1, precision, recall (entity level) "
+        "and accuracy (tokens).",
     )
     _known_metrics = field_validator("metrics")(check_metrics)
     best_metric: str = Field(
-        "accuracy", description="The checkpoint registered is the best by this eval metric."
+        "accuracy",
+        description="The checkpoint registered is the best by this eval metric "
+        "(default: f1 for token-classification).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_classification_defaults(cls, data: Any) -> Any:
+        """Token classification measures seqeval's metrics and keeps the best f1, unless the
+        spec says otherwise (text classification keeps the field defaults)."""
+        if isinstance(data, dict) and data.get("task") == "token-classification":
+            data = dict(data)
+            data.setdefault("metrics", list(TOKEN_CLASSIFICATION_METRICS))
+            data.setdefault("best_metric", "f1")
+        return data
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_of_task(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        task = info.data.get("task")  # absent when the task itself is invalid
+        problem = metrics_not_of_task(task, value) if task else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _best_is_measured(self) -> FinetuneJobSpec:
@@ -126,6 +170,23 @@ class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):
             )
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError("labels has duplicates")
+        return self
+
+    @model_validator(mode="after")
+    def _formats_fit_task(self) -> FinetuneJobSpec:
+        splits = {"data.train": self.data.train, "data.eval": self.data.eval}
+        for key, files in splits.items():
+            if files is None or files.format == "auto":
+                continue
+            if self.task == "token-classification" and files.format not in TAGGED_FORMATS:
+                raise ValueError(
+                    f"{key}.format {files.format}: token-classification reads conll or jsonl "
+                    "files (a tag per word)"
+                )
+            if self.task == "text-classification" and files.format == "conll":
+                raise ValueError(
+                    f"{key}.format conll holds a tag per word: set task: token-classification"
+                )
         return self
 
     def gang(self) -> list[dict[str, float]]:
@@ -146,10 +207,13 @@ class EvaluateJobSpec(JobSpecBase):
     kind: Literal["evaluate"] = "evaluate"
     model: str = Field(description="NAME, NAME:VERSION or NAME@ALIAS of a registered model.")
     data: EvalDataSpec
-    metrics: list[str] = Field(
-        default_factory=lambda: ["accuracy", "f1"],
-        description="For classifiers: accuracy, f1, precision, recall, matthews_correlation. "
-        "Masked LMs are always scored by loss and perplexity.",
+    metrics: list[str] | None = Field(
+        None,
+        description="For classifiers: accuracy, f1, precision, recall, matthews_correlation "
+        "(default accuracy, f1). For token classifiers (seqeval): f1, precision, recall, "
+        "accuracy (default all four). Which ones a model allows is checked when the job runs "
+        "(the spec does not know the model's task). Masked LMs are always scored by loss and "
+        "perplexity.",
     )
     _known_metrics = field_validator("metrics")(check_metrics)
     batch_size: int = Field(64, gt=0)

@@ -16,7 +16,9 @@ class Files(StrictModel):
 
     files: list[str] = Field(min_length=1, description="Paths, globs or folders.")
     format: FileFormat | Literal["hf"] = Field(
-        "auto", description="csv, tsv, jsonl, parquet, text, or hf (a `save_to_disk` folder)."
+        "auto",
+        description="csv, tsv, jsonl, parquet, text, conll (token<TAB>tag lines; "
+        "token-classification), or hf (a `save_to_disk` folder).",
     )
     hf_split: str | None = Field(None, description="Split of an hf DatasetDict folder.")
 
@@ -30,6 +32,14 @@ class Columns(StrictModel):
     text: str = Field("text", description="Column of the (first) text.")
     text_pair: str | None = Field(None, description="Column of the second text of a pair.")
     label: str = Field("label", description="Column of the label (classification).")
+    tokens: str = Field(
+        "tokens", description="Column of the list of words of a jsonl row (token-classification)."
+    )
+    tags: str = Field(
+        "tags",
+        description="Column of the list of tags of a jsonl row, one per word: names, or ints "
+        "indexing into labels (token-classification).",
+    )
 
 
 class DataSpec(StrictModel):

@@ -78,7 +78,9 @@ def test_pickled_weights_are_refused_and_never_copied(orch_home: Path, tmp_path:
 def test_bad_folders_and_tasks_are_refused_saying_why(orch_home: Path, tmp_path: Path) -> None:
     code, _, err = orch("models", "import", str(tmp_path), "--name", "x")
     assert code == 2 and "has no config.json" in err
-    code, _, err = orch("models", "import", str(minilm_path()), "--name", "x", "--task", "fill-mask")
+    code, _, err = orch(
+        "models", "import", str(minilm_path()), "--name", "x", "--task", "fill-mask"
+    )
     assert code == 2 and "--task fill-mask disagrees" in err and "BertModel" in err
     code, _, err = orch("models", "import", str(minilm_path()), "--name", "../etc")
     assert code == 2 and "model name" in err
@@ -152,9 +154,9 @@ def test_predict_builds_each_tasks_request() -> None:
     assert request_body("text-classification", given(texts=("a",), pairs=("b",))) == {
         "inputs": [{"text": "a", "text_pair": "b"}]
     }
-    assert request_body(
-        "question-answering", given(questions=("q1", "q2"), contexts=("c",))
-    ) == {"inputs": [{"question": "q1", "context": "c"}, {"question": "q2", "context": "c"}]}
+    assert request_body("question-answering", given(questions=("q1", "q2"), contexts=("c",))) == {
+        "inputs": [{"question": "q1", "context": "c"}, {"question": "q2", "context": "c"}]
+    }
     assert request_body(
         "zero-shot-classification",
         given(texts=("t",), labels="sport, politics,", template="About {}.", multi_label=True),

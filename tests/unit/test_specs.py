@@ -9,6 +9,7 @@ import pytest
 from jobs.specs import load_spec, parse_spec
 from jobs.specs.tokenizer import TokenizerJobSpec
 from orchestrator.errors import SpecError
+from tests.conftest import SHARED_DATA, shared_data
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "jobs" / "configs").glob("*.yaml"))
@@ -38,6 +39,8 @@ def test_there_are_example_specs() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_spec_validates(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)  # example data paths are relative to the repository root
+    if "../shared/data" in path.read_text():  # examples on the shared datasets need them
+        shared_data(SHARED_DATA)
     spec = load_spec(path)
     assert spec.name and spec.kind
     assert sum(b["CPU"] for b in spec.gang()) > 0
