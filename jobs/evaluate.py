@@ -34,6 +34,9 @@ from jobs.specs.models import EvaluateJobSpec
 from jobs.specs.training import DataSpec
 
 MLM_PROBABILITY = 0.15
+# what the evaluate job can score: a question-answering head or a bare encoder has no labels
+# nor a masked-LM head to score (loading one as a masked LM would score a random head)
+EVALUATED_TASKS = ("text-classification", "token-classification", "fill-mask")
 DEFAULT_METRICS = {
     "text-classification": ["accuracy", "f1"],
     "token-classification": list(METRICS_BY_TASK["token-classification"]),
@@ -45,6 +48,11 @@ def run(spec: EvaluateJobSpec, ctx: JobContext) -> dict[str, Any]:
 
     row = ctx.model_version(spec.model)
     folder, task, ref = row.artifact_uri, row.task, row.ref
+    if task not in EVALUATED_TASKS:
+        raise JobInputError(
+            f"model: {ref} is a {task} model; the evaluate job scores "
+            f"{', '.join(EVALUATED_TASKS)} models"
+        )
     config = transformers.AutoConfig.from_pretrained(folder)
     metrics = _metrics_for(spec, task or "", ref)
     if task == "token-classification":

@@ -51,6 +51,8 @@ def read_config(folder: Path) -> dict[str, Any]:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"{path} cannot be read: {exc.strerror or exc}") from None
     if not isinstance(config, dict):
         raise UsageError(f"{path} must hold a JSON object")
     return config
@@ -64,8 +66,8 @@ def check_folder(folder: Path) -> list[Path]:
         for p in folder.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
-    weights = [p for p in files if p.suffix == ".safetensors"]
-    pickled = [p for p in files if p.suffix in PICKLED_SUFFIXES]
+    weights = [p for p in files if p.suffix.lower() == ".safetensors"]
+    pickled = [p for p in files if p.suffix.lower() in PICKLED_SUFFIXES]
     if not weights:
         if pickled:
             raise UsageError(
@@ -83,12 +85,24 @@ def check_folder(folder: Path) -> list[Path]:
             "evaluating and fine-tuning need the model's own tokenizer beside it",
             hint="AutoTokenizer.from_pretrained(...).save_pretrained(FOLDER) puts it there",
         )
-    return [p for p in files if p.suffix not in PICKLED_SUFFIXES]
+    return [p for p in files if p.suffix.lower() not in PICKLED_SUFFIXES]
 
 
 def resolve_task(config: dict[str, Any], given: str | None, folder: Path) -> str:
-    """The model task: read from the config's architectures; a given task must agree."""
+    """The model task: read from the config's architectures; a given task must agree.
+    Encoder-decoder and generative models are refused: every task served here is an
+    encoder's."""
     architectures = config.get("architectures") or []
+    if config.get("is_encoder_decoder") or any(
+        isinstance(a, str)
+        and a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"))
+        for a in (architectures if isinstance(architectures, list) else [])
+    ):
+        raise UsageError(
+            f"{folder / 'config.json'} describes a generative model "
+            f"({architectures or 'encoder-decoder'}); only encoders are imported (the tasks "
+            "served here are those of encoders)"
+        )
     found = task_of_architectures(architectures)
     if given is not None and given not in MODEL_TASKS:
         raise UsageError(f"--task must be one of {', '.join(MODEL_TASKS)}, not {given}")
@@ -135,19 +149,20 @@ def import_model(
     task = resolve_task(config, task, folder)
     files = check_folder(folder)
     with registry.session() as session:
-        existing = store.find_model(session, name)
-        if existing is not None and existing.task != task:
-            raise UsageError(
-                f"model {name} holds {existing.task} versions; a {task} model is "
-                "imported under another name"
-            )
+        store.check_model_task(session, name, task)  # before copying gigabytes
     staging = artifact_root / ".staging" / f"import-{uuid.uuid4().hex[:12]}"
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise UsageError(f"the artifact root {artifact_root} is not writable: {exc}") from None
     try:
         for rel in files:
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(folder / rel, staging / rel)  # follows links (a Hub cache's blobs)
         sha = fingerprint(staging, files)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UsageError(f"copying {folder} under {artifact_root} failed: {exc}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -20,6 +20,9 @@ def submit_spec(
 ) -> int:
     """Insert a QUEUED job for a validated spec and return its id (no Ray involved)."""
     with registry.session() as session:
+        task = model_task_of(spec)
+        if task is not None:  # refused now rather than after hours of training
+            store.check_model_task(session, spec.name, task)
         job = store.create_job(
             session,
             kind=spec.kind,
@@ -31,6 +34,15 @@ def submit_spec(
             submitted_by=_user(),
         )
         return job.id
+
+
+def model_task_of(spec: Any) -> str | None:
+    """The task of the model version a job registers (None: it registers no model)."""
+    if spec.kind == "pretrain":
+        return "fill-mask"
+    if spec.kind == "finetune":
+        return str(spec.task)
+    return None
 
 
 def _user() -> str | None:

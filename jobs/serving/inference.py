@@ -14,6 +14,7 @@ share the token-budget forward passes, and the pipeline's ``postprocess`` shapes
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ MODEL_CLASSES = {
     "feature-extraction": "AutoModel",
     "embeddings": "AutoModel",
 }
+# Forward-pass rows one request may cost when long texts are read in overlapping windows
+# (question answering's contexts, token classification with a stride): more is refused (413).
+MAX_WINDOWS = 2048
 # Tasks answered by a transformers pipeline's pre- and post-processing (see run_pipeline).
 PIPELINE_TASKS = (
     "token-classification",
@@ -343,10 +347,14 @@ class Predictor:
 
     def _check_pipeline_request(self, request: Request) -> None:
         """Bounds that depend on the model: a window stride, a QA window and a zero-shot
-        hypothesis must fit its length, or the tokenizer would fail (a Rust panic)."""
+        hypothesis must fit its length, or the tokenizer would fail (a Rust panic); and the
+        windows a request is read in must stay within ``MAX_WINDOWS``."""
         params = request.params
         if self.task == "token-classification" and params.get("stride") is not None:
             room = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=False)
+            if params["stride"] < room:
+                count = len(request.texts)
+                self._check_windows(request.texts, [room] * count, [params["stride"]] * count)
             if params["stride"] >= room:
                 raise RequestError(
                     422,
@@ -371,6 +379,31 @@ class Predictor:
         except ValueError as exc:
             raise RequestError(422, f"parameters: {exc}", "parameters") from None
 
+    def _check_windows(self, texts: list[str], rooms: list[int], strides: list[int]) -> None:
+        """413 when reading ``texts`` in windows of ``room`` tokens overlapping by ``stride``
+        would take more than ``MAX_WINDOWS`` forward-pass rows (a stride of room - 1 advances
+        one token a window: one long input could cost thousands). UTF-8 bytes bound the
+        tokens from above, so texts are tokenized only when that bound is over the limit."""
+
+        def windows(tokens: int, room: int, stride: int) -> int:
+            return 1 if tokens <= room else 1 + math.ceil((tokens - room) / (room - stride))
+
+        def total(counts: list[int]) -> int:
+            return sum(windows(*args) for args in zip(counts, rooms, strides, strict=True))
+
+        if total([len(t.encode()) for t in texts]) <= MAX_WINDOWS:
+            return
+        tokens = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        needed = total(tokens)
+        if needed > MAX_WINDOWS:
+            raise RequestError(
+                413,
+                f"the inputs would be read in {needed:,} windows of the model's length; the "
+                f"limit is {MAX_WINDOWS:,} a request (send fewer or shorter inputs, or a "
+                "smaller stride)",
+                "inputs",
+            )
+
     def _check_questions(self, request: Request) -> None:
         params = request.params
         max_seq_len = params.get("max_seq_len") or self.pipe.default_max_seq_len()
@@ -380,6 +413,7 @@ class Predictor:
                 f"parameters.max_seq_len must be at most {self.max_length} (the model's length)",
                 "parameters.max_seq_len",
             )
+        rooms, strides = [], []
         for i, question in enumerate(request.texts):
             where = "inputs" if request.single else f"inputs[{i}]"
             cut = self.pipe.cut_question(question, params["max_question_len"])
@@ -399,6 +433,10 @@ class Predictor:
                     f"tokens a window of {max_seq_len} holds beside its question",
                     "parameters.doc_stride",
                 )
+            rooms.append(room)  # the stride as the pipeline's preprocess will choose it
+            strides.append(stride if stride is not None else min(max_seq_len // 2, 128, room - 1))
+        assert request.pairs is not None  # every question has its context
+        self._check_windows(request.pairs, rooms, strides)
 
 
 def unbatch(output: Any, size: int) -> list[Any]:

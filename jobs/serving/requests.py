@@ -64,6 +64,8 @@ DEFAULT_HYPOTHESIS = "This example is {}."
 # A candidate label or hypothesis template is a short phrase: longer ones are refused (413)
 # before they reach the tokenizer (the hypothesis must also fit the model, see Predictor.check).
 MAX_LABEL_CHARS = 1_000
+# token-classification's ignore_labels name some of the model's labels: a few dozen at most
+MAX_IGNORED_LABELS = 64
 
 PARAMETERS: dict[str, dict[str, Param]] = {
     "text-classification": {"top_k": Param(int, 1, lowest=1)},
@@ -250,6 +252,12 @@ def parse_parameters(raw: Any, task: str, max_labels: int = 32) -> dict[str, Any
         if param.choices is not None:
             value = _choice(value, param.choices, where)
         if name == "ignore_labels":
+            if len(value) > MAX_IGNORED_LABELS:
+                raise RequestError(
+                    413,
+                    f"{where} has {len(value)} labels; the limit is {MAX_IGNORED_LABELS}",
+                    where,
+                )
             for i, label in enumerate(value):
                 _check_text(label, f"{where}[{i}]", MAX_LABEL_CHARS)
         if name == "hypothesis_template":

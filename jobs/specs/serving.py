@@ -55,11 +55,18 @@ ARCHITECTURE_TASKS = (
     ("ForMaskedLM", "fill-mask"),
     ("Model", "feature-extraction"),  # a bare encoder (BertModel, MPNetModel, ...)
 )
+# Language-model heads whose names also end in "Model": not encoders.
+NOT_ENCODERS = ("LMHeadModel",)
 
 
-def task_of_architectures(architectures: list[str] | None) -> str | None:
-    """The model task a config's ``architectures`` names (None when it names none we know)."""
-    for architecture in architectures or []:
+def task_of_architectures(architectures: object) -> str | None:
+    """The model task a config's ``architectures`` names (None when it names none we know:
+    a generative model, or no list of names at all)."""
+    if not isinstance(architectures, list):
+        return None
+    for architecture in architectures:
+        if not isinstance(architecture, str) or architecture.endswith(NOT_ENCODERS):
+            continue
         for ending, task in ARCHITECTURE_TASKS:
             if architecture.endswith(ending):
                 return task

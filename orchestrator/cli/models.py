@@ -68,7 +68,8 @@ def list_models(task: str | None, name: str | None, sort_by: str | None, fmt: st
         columns.insert(4, sort_by)
     else:
         for r in rows:
-            for key in ("accuracy", "f1", "perplexity"):
+            keys = ("f1",) if r["task"] == "token-classification" else ("accuracy", "perplexity")
+            for key in keys:
                 if key in (r["metrics"] or {}):
                     r["headline"] = f"{key} {float(r['metrics'][key]):.4g}"
                     break
@@ -142,6 +143,7 @@ def import_model(folder: Path, name: str, task: str | None, alias: str | None, f
         info(f"not copied (pickled weights): {', '.join(done.skipped)}")
     if alias:
         info(f"{name}@{alias} now points at v{done.version}")
+        _follow(name, alias)  # endpoints serving NAME@ALIAS move to it
     emit_one(
         {
             "model": f"{done.name}:{done.version}",

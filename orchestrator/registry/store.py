@@ -14,7 +14,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import NotFoundError, UsageError
 from orchestrator.registry.db import get_engine, session_scope
 from orchestrator.registry.models import (
     ACTIVE_STATUSES,
@@ -279,8 +279,19 @@ def find_model(session: Session, name: str) -> Model | None:
     return session.scalar(select(Model).where(Model.name == name))
 
 
+def check_model_task(session: Session, name: str, task: str) -> None:
+    """A model name holds versions of one task: an endpoint that follows NAME@ALIAS, a
+    fine-tune from it or an evaluation can count on the task."""
+    model = find_model(session, name)
+    if model is not None and model.task != task:
+        raise UsageError(
+            f"model {name} holds {model.task} versions; register a {task} model under another name"
+        )
+
+
 def add_model_version(session: Session, *, name: str, task: str, **fields: Any) -> ModelVersion:
     """Register the next version of model ``name`` (created on first use)."""
+    check_model_task(session, name, task)
     model = session.scalar(select(Model).where(Model.name == name))
     if model is None:
         model = Model(name=name, task=task)

@@ -658,3 +658,32 @@ def test_unknown_names_with_a_lone_surrogate_are_echoed_safely() -> None:
             parse_request(raw, "text-classification", max_items=256, max_chars=20_000)
         assert caught.value.status == 422
         json.dumps(caught.value.body(), ensure_ascii=False).encode("utf-8")
+
+
+def test_a_request_read_in_too_many_windows_is_refused(qa: Any, ner: Any) -> None:
+    """A stride one token short of the window (or a tiny max_seq_len) reads a long text one
+    token per window: refused (413) before any window is built."""
+    context = "word " * 3_999
+    tiny_windows = {
+        "inputs": {"question": "q?", "context": context},
+        "parameters": {"max_seq_len": 8},
+    }
+    with pytest.raises(RequestError) as caught:
+        qa.check(request("question-answering", tiny_windows))
+    assert caught.value.status == 413 and caught.value.field == "inputs"
+    assert "3,997 windows" in caught.value.message
+    qa.check(request("question-answering", {"inputs": {"question": "q?", "context": context}}))
+    many = {"inputs": [{"question": "q?", "context": context}] * 40}
+    with pytest.raises(RequestError, match="windows"):
+        qa.check(request("question-answering", many))
+    ner.check(request("token-classification", {"inputs": context, "parameters": {"stride": 8}}))
+    step_of_one = {"inputs": [context] * 2, "parameters": {"stride": ner.max_length - 3}}
+    with pytest.raises(RequestError, match="windows"):
+        ner.check(request("token-classification", step_of_one))
+
+
+def test_ignore_labels_are_bounded() -> None:
+    body = {"inputs": "x", "parameters": {"ignore_labels": ["O"] * 65}}
+    with pytest.raises(RequestError) as caught:
+        request("token-classification", body)
+    assert caught.value.status == 413 and caught.value.field == "parameters.ignore_labels"
