@@ -24,6 +24,11 @@ POSTGRES_URL = os.environ.get("ORCH_TEST_POSTGRES_URL", "postgresql://postgres@1
 os.environ.pop("ORCH_REGISTRY_URL", None)
 os.environ.pop("ORCH_CLUSTER_ADDRESS", None)
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Every cluster this project starts has token auth on, and Ray reads the auth mode once, when
+# it is first imported: a unit test that imports a Ray Data module (jobs.data.pipeline) before
+# the integration tests connect would otherwise leave this process unable to authenticate.
+# (`orch` processes import Ray only after setting it: orchestrator.ray_client.connection.)
+os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
