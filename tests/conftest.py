@@ -168,12 +168,17 @@ def minilm_path() -> Path:
 
 
 def make_tiny_model(
-    folder: Path, task: str, seed: int = 0, labels: list[str] | None = None
+    folder: Path,
+    task: str,
+    seed: int = 0,
+    labels: list[str] | None = None,
+    initializer_range: float = 0.02,
 ) -> Path:
     """A tiny BERT (2 layers, hidden 32) with MiniLM's real vocabulary, saved as safetensors,
     for any model task: a classifier (labels: negative/positive unless given), a token
     classifier (person/location tags unless given), a question-answering or masked-LM model,
-    or a bare encoder. Different seeds give different weights."""
+    or a bare encoder. Different seeds give different weights; a wide ``initializer_range``
+    (0.3) makes a random model's answers differ between inputs."""
     import torch
     import transformers
     from transformers import AutoTokenizer, BertConfig
@@ -199,6 +204,7 @@ def make_tiny_model(
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
+        initializer_range=initializer_range,
         id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)},
     )

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from jobs import driver
 from jobs.specs import parse_spec
 from orchestrator import submission
-from orchestrator.registry import JobStatus
+from orchestrator.errors import NotFoundError
+from orchestrator.registry import JobStatus, Registry, store
 from tests.conftest import REPO, SHARED_DATA, minilm_path, shared_data
 
 # The SST-2 excerpt that ships with the project: its first 640 training rows and its dev set
@@ -154,3 +156,30 @@ def ner_model(ray_cluster: dict, minilm: str) -> dict:
         "model": outcome.result["model"],
         "path": outcome.result["artifact_uri"],
     }
+
+
+@pytest.fixture
+def in_process(ray_cluster: dict, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """Run drivers in this process (on the session cluster's registry) for quick failure
+    tests: bad data fails while the driver checks it, before any Ray work."""
+    for key, value in ray_cluster["settings"].driver_env().items():
+        monkeypatch.setenv(key, value)
+    return ray_cluster["registry"]
+
+
+def run_in_process(reg: Registry, spec: dict) -> str:
+    """Run ``spec``'s driver here; it must fail and register no model. Its error."""
+    parsed = parse_spec(spec, check_files=False)
+    with reg.session() as s:
+        job_id = store.create_job(
+            s, kind=parsed.kind, name=parsed.name, spec=parsed.model_dump(mode="json"), resources={}
+        ).id
+        store.transition(s, job_id, JobStatus.STARTING, "test")
+    assert driver.run_job(job_id) == 1
+    with reg.session() as s:
+        job = store.get_job(s, job_id)
+        assert job.status == JobStatus.FAILED
+        if parsed.kind in ("finetune", "pretrain"):
+            with pytest.raises(NotFoundError, match="not registered"):
+                store.get_model_version(s, parsed.name)
+        return str(job.error)

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs import driver
-from jobs.specs import parse_spec
 from orchestrator.registry import JobStatus, Registry, store
-from tests.conftest import SHARED_DATA, shared_data
+from tests.conftest import SHARED_DATA, make_tiny_model, shared_data
+from tests.integration.conftest import SAMPLE_SST2, run_in_process
 from tests.integration.conftest import run_spec as run
 
 pytestmark = pytest.mark.integration
@@ -101,33 +100,6 @@ def test_evaluate_scores_the_ner_model_on_the_dev_file(ray_cluster: dict, ner_mo
 # --- failures: in the driver, before anything reaches Ray --------------------------------------
 
 
-@pytest.fixture
-def in_process(ray_cluster: dict, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    """Run drivers in this process (with the session cluster's settings): bad data fails
-    while the driver checks it, before any Ray work."""
-    for key, value in ray_cluster["settings"].driver_env().items():
-        monkeypatch.setenv(key, value)
-    return ray_cluster["registry"]
-
-
-def failed_job_error(reg: Registry, spec: dict) -> str:
-    """Run ``spec``'s driver here; it must fail and register no model. Its error."""
-    parsed = parse_spec(spec, check_files=False)
-    with reg.session() as s:
-        job_id = store.create_job(
-            s, kind=parsed.kind, name=parsed.name, spec=parsed.model_dump(mode="json"), resources={}
-        ).id
-        store.transition(s, job_id, JobStatus.STARTING, "test")
-    assert driver.run_job(job_id) == 1
-    with reg.session() as s:
-        job = store.get_job(s, job_id)
-        assert job.status == JobStatus.FAILED
-        if parsed.kind == "finetune":
-            with pytest.raises(Exception, match="not registered"):
-                store.get_model_version(s, parsed.name)
-        return job.error
-
-
 def ner_spec(base: str, train: Path, eval_file: Path, **extra: object) -> dict:
     return {
         "kind": "finetune",
@@ -157,11 +129,11 @@ def test_bad_tagged_data_fails_naming_the_file_and_line(
     empty.write_text("")
     labels = ["O", "B-person", "B-location"]
 
-    error = failed_job_error(in_process, ner_spec(minilm, unknown_tag, good, labels=labels))
+    error = run_in_process(in_process, ner_spec(minilm, unknown_tag, good, labels=labels))
     assert f"data.train: {unknown_tag} line 5: tag 'B-foo' is not one of labels" in error
-    error = failed_job_error(in_process, ner_spec(minilm, good, mismatch))
+    error = run_in_process(in_process, ner_spec(minilm, good, mismatch))
     assert f"data.eval: {mismatch} line 2: 2 tokens but 1 tags" in error
-    error = failed_job_error(in_process, ner_spec(minilm, empty, good))
+    error = run_in_process(in_process, ner_spec(minilm, empty, good))
     assert f"data.train: {empty} line 1: the file is empty" in error
 
 
@@ -171,10 +143,48 @@ def test_evaluate_checks_tags_and_metrics_against_the_model(
     unknown_tag = tmp_path / "dev.conll"
     unknown_tag.write_text("Bob\tB-person\nran\tO\n\nin\tO\nParis\tB-city\n")
     evaluate = {"kind": "evaluate", "name": "bad-eval", "model": ner_model["model"]}
-    error = failed_job_error(in_process, {**evaluate, "data": {"files": [str(unknown_tag)]}})
+    error = run_in_process(in_process, {**evaluate, "data": {"files": [str(unknown_tag)]}})
     assert f"data: {unknown_tag} line 5: tag 'B-city' is not one of labels ['O'" in error
-    error = failed_job_error(
+    error = run_in_process(
         in_process,
         {**evaluate, "data": {"files": [str(unknown_tag)]}, "metrics": ["matthews_correlation"]},
     )
     assert "metrics: ['matthews_correlation'] is not computed for token-classification" in error
+
+
+@pytest.mark.slow
+def test_an_imported_classifier_is_evaluated_like_a_trained_one(
+    ray_cluster: dict, tmp_path: Path
+) -> None:
+    from orchestrator.model_import import import_model
+
+    folder = make_tiny_model(tmp_path / "sentiment", "text-classification")
+    settings = ray_cluster["settings"]
+    imported = import_model(
+        ray_cluster["registry"],
+        settings.resolved_artifact_root,
+        folder,
+        "imported-sentiment",
+        alias="candidate",
+    )
+    assert imported.task == "text-classification"
+    job_id, outcome = run(
+        ray_cluster,
+        {
+            "kind": "evaluate",
+            "name": "imported-sentiment-dev",
+            "model": "imported-sentiment@candidate",
+            "data": {
+                "files": [str(SAMPLE_SST2 / "dev.tsv")],
+                "columns": {"text": "sentence"},
+                "max_rows": 64,
+            },
+            "metrics": ["accuracy", "f1"],
+        },
+        timeout=300,
+    )
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+    assert outcome.result["model"] == f"imported-sentiment:{imported.version}"
+    with ray_cluster["registry"].session() as s:
+        scores = {m.name: m.value for m in store.job_metrics(s, job_id) if m.split == "eval"}
+    assert scores["rows"] == 64 and 0 <= scores["accuracy"] <= 1

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 
 from orchestrator import endpoints
-from orchestrator.registry import JobStatus, store
+from orchestrator.registry import store
 from tests.conftest import make_tiny_model, minilm_path, run_orch
-from tests.integration.conftest import SAMPLE_SST2, run_spec
 from tests.integration.test_serving import SMALL, http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -221,31 +220,3 @@ def test_an_imported_model_serves_and_a_cli_prediction_reads_well(served: dict) 
     out = run_orch(["serve", "tasks-qa", "--task", "zero-shot-classification"], served["env"])
     assert out.returncode == 2 and "it can be served as question-answering" in out.stderr
     assert Path(served["paths"]["tasks-qa"]).is_dir()
-
-
-def test_an_imported_classifier_is_evaluated_like_a_trained_one(served: dict) -> None:
-    folder = make_tiny_model(
-        Path(served["paths"]["tasks-qa"]).parent / "sentiment", "text-classification"
-    )
-    out = run_orch(
-        ["models", "import", str(folder), "--name", "tasks-sentiment", "--alias", "candidate"],
-        served["env"],
-    )
-    assert out.returncode == 0, out.stderr
-    job_id, outcome = run_spec(
-        served,
-        {
-            "kind": "evaluate",
-            "name": "tasks-sentiment-dev",
-            "model": "tasks-sentiment@candidate",
-            "data": {
-                "files": [str(SAMPLE_SST2 / "dev.tsv")],
-                "columns": {"text": "sentence"},
-                "max_rows": 64,
-            },
-            "metrics": ["accuracy", "f1"],
-        },
-    )
-    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
-    assert outcome.result["model"] == "tasks-sentiment:1"
-    assert 0 <= outcome.result["accuracy"] <= 1

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs import driver
 from jobs.specs import parse_spec
 from orchestrator import submission
 from orchestrator.registry import JobStatus, Registry, store
 from tests.conftest import MARS, SHARED_DATA, shared_data
+from tests.integration.conftest import run_in_process
 from tests.integration.conftest import run_spec as run
 
 pytestmark = pytest.mark.integration
@@ -207,31 +207,6 @@ def test_a_killed_worker_resumes_from_its_checkpoint(ray_cluster: dict, tokenize
     assert resumed_at >= 10  # not from step 0
     assert [s for s, _ in reasons][-3:] == ["RETRYING", "RUNNING", "SUCCEEDED"]
     assert version.metrics["global_step"] == 40  # the count continued; it did not restart
-
-
-@pytest.fixture
-def in_process(ray_cluster: dict, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    """Run drivers in this process (on the session cluster) for quick failure tests."""
-    settings = ray_cluster["settings"]
-    for key, value in settings.driver_env().items():
-        monkeypatch.setenv(key, value)
-    return ray_cluster["registry"]
-
-
-def run_in_process(reg: Registry, spec: dict) -> str:
-    parsed = parse_spec(spec, check_files=False)
-    with reg.session() as s:
-        job_id = store.create_job(
-            s, kind=parsed.kind, name=parsed.name, spec=parsed.model_dump(mode="json"), resources={}
-        ).id
-        store.transition(s, job_id, JobStatus.STARTING, "test")
-    assert driver.run_job(job_id) == 1
-    with reg.session() as s:
-        job = store.get_job(s, job_id)
-        assert job.status == JobStatus.FAILED
-        with pytest.raises(Exception, match="not registered"):
-            store.get_model_version(s, parsed.name)
-        return job.error
 
 
 def finetune(base: str, files: list[str], **extra: object) -> dict:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from jobs.serving.requests import Request, RequestError, parse_request
-from tests.conftest import make_tiny_model, minilm_path
+from tests.conftest import make_tiny_model
 
 NER_LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
 NLI_LABELS = ["contradiction", "neutral", "entailment"]
@@ -28,41 +28,17 @@ CONTEXT = (
     "It is named after the engineer Gustave Eiffel, whose company designed and built it."
 )
 LONG_CONTEXT = " ".join([CONTEXT] * 5)  # ~200 tokens: several windows of 128
-
-
-def make_model(folder: Path, head: str, labels: list[str] | None = None) -> Path:
-    """A tiny BERT (2 layers, hidden 32, 128 positions) with MiniLM's real tokenizer and a
-    fixed seed; weights drawn wide enough (std 0.3) that answers differ between inputs."""
-    import torch
-    import transformers
-
-    torch.manual_seed(0)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_path())
-    labels = labels or ["LABEL_0", "LABEL_1"]  # a QA head has no labels: the default two
-    names = {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}}
-    config = transformers.BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        initializer_range=0.3,
-        **names,
-    )
-    getattr(transformers, head)(config).save_pretrained(folder)
-    tokenizer.model_max_length = 128
-    tokenizer.save_pretrained(folder)
-    return folder
+# tiny models with weights drawn wide enough (std 0.3) that answers differ between inputs
+WIDE = {"initializer_range": 0.3}
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tasks")
     return {
-        "ner": make_model(root / "ner", "BertForTokenClassification", NER_LABELS),
-        "qa": make_model(root / "qa", "BertForQuestionAnswering"),
-        "nli": make_model(root / "nli", "BertForSequenceClassification", NLI_LABELS),
+        "ner": make_tiny_model(root / "ner", "token-classification", labels=NER_LABELS, **WIDE),
+        "qa": make_tiny_model(root / "qa", "question-answering", **WIDE),
+        "nli": make_tiny_model(root / "nli", "text-classification", labels=NLI_LABELS, **WIDE),
     }
 
 
