@@ -29,7 +29,7 @@ from jobs.metrics import (
     tag_sequences,
     token_classification_scores,
 )
-from jobs.specs.common import METRICS_BY_TASK, metrics_not_of_task
+from jobs.specs.common import DEFAULT_METRICS, metrics_not_of_task
 from jobs.specs.models import EvaluateJobSpec
 from jobs.specs.training import DataSpec
 
@@ -37,10 +37,6 @@ MLM_PROBABILITY = 0.15
 # what the evaluate job can score: a question-answering head or a bare encoder has no labels
 # nor a masked-LM head to score (loading one as a masked LM would score a random head)
 EVALUATED_TASKS = ("text-classification", "token-classification", "fill-mask")
-DEFAULT_METRICS = {
-    "text-classification": ["accuracy", "f1"],
-    "token-classification": list(METRICS_BY_TASK["token-classification"]),
-}
 
 
 def run(spec: EvaluateJobSpec, ctx: JobContext) -> dict[str, Any]:
@@ -91,7 +87,7 @@ def _finish(ctx: JobContext, ref: str, scores: dict[str, float], **details: Any)
 def _metrics_for(spec: EvaluateJobSpec, task: str, ref: str) -> list[str]:
     """The metrics asked for (default: the task's), checked against the model's task now
     that it is known (a spec cannot know it)."""
-    metrics = spec.metrics or DEFAULT_METRICS.get(task, [])
+    metrics = spec.metrics or list(DEFAULT_METRICS.get(task, ()))
     problem = metrics_not_of_task(task, metrics) if spec.metrics else None
     if problem:
         raise JobInputError(f"metrics: {problem} (the task of {ref})")

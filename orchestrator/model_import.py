@@ -37,7 +37,8 @@ class Imported:
     artifact_uri: str
     fingerprint: str
     files: int
-    skipped: list[str]
+    skipped: list[str]  # pickled files left behind
+    imported_from: str
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -58,9 +59,9 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def check_folder(folder: Path) -> list[Path]:
-    """The files to copy (relative paths); refuses a folder without safetensors weights or a
-    tokenizer, saying why."""
+def check_folder(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The files to copy and the pickled ones left behind (relative paths); refuses a folder
+    without safetensors weights or a tokenizer, saying why."""
     files = sorted(
         p.relative_to(folder)
         for p in folder.rglob("*")
@@ -85,7 +86,7 @@ def check_folder(folder: Path) -> list[Path]:
             "evaluating and fine-tuning need the model's own tokenizer beside it",
             hint="AutoTokenizer.from_pretrained(...).save_pretrained(FOLDER) puts it there",
         )
-    return [p for p in files if p.suffix.lower() not in PICKLED_SUFFIXES]
+    return [p for p in files if p.suffix.lower() not in PICKLED_SUFFIXES], pickled
 
 
 def resolve_task(config: dict[str, Any], given: str | None, folder: Path) -> str:
@@ -147,7 +148,7 @@ def import_model(
     folder = folder.expanduser().resolve()
     config = read_config(folder)
     task = resolve_task(config, task, folder)
-    files = check_folder(folder)
+    files, pickled = check_folder(folder)
     with registry.session() as session:
         store.check_model_task(session, name, task)  # before copying gigabytes
     staging = artifact_root / ".staging" / f"import-{uuid.uuid4().hex[:12]}"
@@ -184,9 +185,13 @@ def import_model(
             store.set_alias(session, name, row.version, alias)
 
     row = publish_folder(registry, staging, artifact_root / "models" / name, add, point_alias)
-    skipped = [
-        str(p.relative_to(folder))
-        for p in sorted(folder.rglob("*"))
-        if p.suffix in PICKLED_SUFFIXES
-    ]
-    return Imported(name, row.version, task, row.artifact_uri, sha, len(files), skipped)
+    return Imported(
+        name,
+        row.version,
+        task,
+        row.artifact_uri,
+        sha,
+        len(files),
+        [str(p) for p in pickled],
+        str(folder),
+    )

@@ -18,6 +18,22 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 GUTENBERG = SHARED_DATA / "gutenberg_en" / "train.txt"
 MARS = REPO / "jobs" / "sample_data" / "mars.txt"
+# WNUT-17's 13 tags in the order a job gives them by default: "O" first, then sorted
+WNUT_TAGS = [
+    "O",
+    "B-corporation",
+    "B-creative-work",
+    "B-group",
+    "B-location",
+    "B-person",
+    "B-product",
+    "I-corporation",
+    "I-creative-work",
+    "I-group",
+    "I-location",
+    "I-person",
+    "I-product",
+]
 POSTGRES_URL = os.environ.get("ORCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # The tests must never touch the user's own ~/.local/share/orch or ~/.config/orch.

@@ -434,7 +434,9 @@ class Predictor:
                     "parameters.doc_stride",
                 )
             rooms.append(room)  # the stride as the pipeline's preprocess will choose it
-            strides.append(stride if stride is not None else min(max_seq_len // 2, 128, room - 1))
+            strides.append(
+                stride if stride is not None else self.pipe.default_doc_stride(max_seq_len, room)
+            )
         assert request.pairs is not None  # every question has its context
         self._check_windows(request.pairs, rooms, strides)
 

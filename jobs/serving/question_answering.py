@@ -66,6 +66,12 @@ class QuestionAnsweringPipeline(ChunkPipeline):
     def default_max_seq_len(self) -> int:
         return int(min(self.tokenizer.model_max_length, 384))
 
+    @staticmethod
+    def default_doc_stride(max_seq_len: int, room: int) -> int:
+        """The windows' overlap when the request names none: half a window, at most 128
+        tokens, and less than the room a long question leaves for the context."""
+        return min(max_seq_len // 2, 128, room - 1)
+
     def cut_question(self, question: str, max_question_len: int) -> str:
         """The question, cut after its first ``max_question_len`` tokens."""
         encoded = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
@@ -92,7 +98,7 @@ class QuestionAnsweringPipeline(ChunkPipeline):
         question = self.cut_question(inputs["question"], max_question_len)
         room = self.context_room(question, max_seq_len)
         if doc_stride is None:
-            doc_stride = min(max_seq_len // 2, 128, room - 1)
+            doc_stride = self.default_doc_stride(max_seq_len, room)
         if room < 1 or not 0 <= doc_stride < room:
             raise ValueError(
                 f"a window of {max_seq_len} tokens leaves {room} for the context: "

@@ -24,6 +24,11 @@ METRICS_BY_TASK = {
     "text-classification": CLASSIFICATION_METRICS,
     "token-classification": TOKEN_CLASSIFICATION_METRICS,
 }
+# what a job measures when its spec names no metrics
+DEFAULT_METRICS = {
+    "text-classification": ("accuracy", "f1"),
+    "token-classification": TOKEN_CLASSIFICATION_METRICS,
+}
 KNOWN_METRICS = tuple(dict.fromkeys(m for names in METRICS_BY_TASK.values() for m in names))
 FORMAT_BY_SUFFIX = {
     ".txt": "text",

@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from jobs.specs.common import (
+    DEFAULT_METRICS,
     TAGGED_FORMATS,
-    TOKEN_CLASSIFICATION_METRICS,
     JobSpecBase,
     Resources,
     StrictModel,
@@ -130,7 +130,7 @@ class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):
         "for tags, 'O' first, then the other tags sorted.",
     )
     metrics: list[str] = Field(
-        default_factory=lambda: ["accuracy", "f1"],
+        default_factory=lambda: list(DEFAULT_METRICS["text-classification"]),
         description="accuracy, f1, precision, recall, matthews_correlation; for "
         "token-classification (seqeval, default all): f1, precision, recall (entity level) "
         "and accuracy (tokens).",
@@ -149,7 +149,7 @@ class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):
         spec says otherwise (text classification keeps the field defaults)."""
         if isinstance(data, dict) and data.get("task") == "token-classification":
             data = dict(data)
-            data.setdefault("metrics", list(TOKEN_CLASSIFICATION_METRICS))
+            data.setdefault("metrics", list(DEFAULT_METRICS["token-classification"]))
             data.setdefault("best_metric", "f1")
         return data
 

@@ -39,14 +39,6 @@ MODEL_TASKS: tuple[str, ...] = (
     "fill-mask",
     "feature-extraction",
 )
-# The head each model task loads (transformers' Auto class).
-MODEL_CLASSES = {
-    "text-classification": "AutoModelForSequenceClassification",
-    "token-classification": "AutoModelForTokenClassification",
-    "question-answering": "AutoModelForQuestionAnswering",
-    "fill-mask": "AutoModelForMaskedLM",
-    "feature-extraction": "AutoModel",
-}
 # Architecture name endings (config.json "architectures") -> the model task they are.
 ARCHITECTURE_TASKS = (
     ("ForSequenceClassification", "text-classification"),

@@ -151,7 +151,7 @@ def import_model(folder: Path, name: str, task: str | None, alias: str | None, f
             "files": done.files,
             "fingerprint": done.fingerprint,
             "artifact_uri": done.artifact_uri,
-            "imported_from": str(folder.expanduser().resolve()),
+            "imported_from": done.imported_from,
         },
         fmt,
     )

@@ -227,7 +227,7 @@ TASK_OPTIONS = {
     "question-answering": ("questions", "contexts", "top_k"),
     "zero-shot-classification": ("labels", "template", "multi_label"),
 }
-OPTION_FLAGS = {"pairs": "pair", "questions": "question", "contexts": "context", "texts": "TEXTS"}
+OPTION_FLAGS = {"pairs": "pair", "questions": "question", "contexts": "context"}
 
 PREDICTION_COLUMNS = {
     "text-classification": ["input", "label", "score", "text"],

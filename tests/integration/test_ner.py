@@ -10,27 +10,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator.registry import JobStatus, Registry, store
-from tests.conftest import SHARED_DATA, make_tiny_model, shared_data
+from tests.conftest import SHARED_DATA, WNUT_TAGS, make_tiny_model, shared_data
 from tests.integration.conftest import SAMPLE_SST2, run_in_process
 from tests.integration.conftest import run_spec as run
 
 pytestmark = pytest.mark.integration
 
-WNUT_TAGS = [
-    "O",
-    "B-corporation",
-    "B-creative-work",
-    "B-group",
-    "B-location",
-    "B-person",
-    "B-product",
-    "I-corporation",
-    "I-creative-work",
-    "I-group",
-    "I-location",
-    "I-person",
-    "I-product",
-]
 SEQEVAL = {"f1", "precision", "recall", "accuracy"}
 
 

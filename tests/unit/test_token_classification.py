@@ -21,23 +21,8 @@ from jobs.errors import JobInputError
 from jobs.specs import parse_spec
 from jobs.specs.common import FORMAT_BY_SUFFIX, detect_format, metrics_not_of_task
 from orchestrator.errors import SpecError
-from tests.conftest import SHARED_DATA, minilm_path, shared_data
+from tests.conftest import SHARED_DATA, WNUT_TAGS, minilm_path, shared_data
 
-WNUT_TAGS = [
-    "O",
-    "B-corporation",
-    "B-creative-work",
-    "B-group",
-    "B-location",
-    "B-person",
-    "B-product",
-    "I-corporation",
-    "I-creative-work",
-    "I-group",
-    "I-location",
-    "I-person",
-    "I-product",
-]
 # Two sentences separated by a line holding a single tab (as in WNUT-17's train file), a
 # -DOCSTART- line, a whitespace-only separator, and a space-separated last sentence.
 CONLL = (
