@@ -59,6 +59,7 @@ class JobContext:
     registry: Registry
     artifact_root: Path
     code_version: str | None = None
+    attempt: int = 1  # 2 and up: an earlier driver of this job died and it was requeued
 
     # --- while the job runs --------------------------------------------------------------
 
@@ -80,6 +81,12 @@ class JobContext:
         with self.registry.session() as session:
             store.transition(session, self.job_id, JobStatus.RETRYING, why)
             store.transition(session, self.job_id, JobStatus.RUNNING, how)
+
+    def note(self, message: str) -> None:
+        """An event in the job's history that changes no state."""
+        log.info(message)
+        with self.registry.session() as session:
+            store.note(session, self.job_id, message)
 
     def tokenizer(self, ref: str) -> Registered:
         """The tokenizer version ``NAME`` (latest) or ``NAME:VERSION``."""

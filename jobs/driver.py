@@ -57,7 +57,7 @@ def run_job(job_id: int) -> int:
     registry = Registry(settings.resolved_registry_url)
     with registry.session() as session:
         job = store.get_job(session, job_id)
-        spec_data, code_version = job.spec, job.code_version
+        spec_data, code_version, attempt = job.spec, job.code_version, job.attempts
         moved = store.transition(
             session,
             job_id,
@@ -68,7 +68,9 @@ def run_job(job_id: int) -> int:
     if not startable:
         logging.error("job %s is not startable (cancelled or already finished)", job_id)
         return 1
-    ctx = JobContext(job_id, registry, settings.resolved_artifact_root, code_version)
+    ctx = JobContext(
+        job_id, registry, settings.resolved_artifact_root, code_version, max(1, attempt)
+    )
     try:
         spec = parse_spec(spec_data, check_files=False)
         if spec.kind in RAY_KINDS:

@@ -47,11 +47,22 @@ class Plan:
     use_gpu: bool
     strategy: str
     group_by_length: bool = False
+    attempt: int = 1  # the job's driver attempt (a new one after a driver died)
     mlm_probability: float | None = None
     num_labels: int | None = None
     label_names: list[str] | None = None
     metrics: list[str] = field(default_factory=list)
     best_metric: str = "loss"
+
+
+# FSDP2 (``fully_shard``) on each transformer layer (the model's ``_no_split_modules``) and the
+# root; checkpoints as torch distributed checkpoints, one shard per rank.
+FSDP_CONFIG = {
+    "version": 2,
+    "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+    "reshard_after_forward": True,
+    "state_dict_type": "SHARDED_STATE_DICT",
+}
 
 
 def schedule(spec: TrainingJobSpec, train_rows: int) -> tuple[int, int, int]:
@@ -107,21 +118,25 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
 
     plan, reporter = Plan(**config["plan"]), config["reporter"]
     rank = ray.train.get_context().get_world_rank()
+    # Ray Train hands back the latest complete checkpoint of this run: after a worker group
+    # restart, and also to a new attempt's driver (same run name and storage: Ray reloads
+    # its checkpoint list from the run folder).
     checkpoint = ray.train.get_checkpoint()
     resume = str(Path(checkpoint.path) / "checkpoint") if checkpoint is not None else None
-    if rank == 0 and _is_restart(plan):
-        reporter.restarted(*_restart_facts(resume))
+    if rank == 0:
+        _report_start(plan, reporter, resume)
     nodes = _worker_nodes()
     if plan.num_workers == 1:
         _run_as_single_process()
     metrics = MetricsReport(reporter, plan.task, plan.max_steps, plan.num_workers)
     trainer = build_trainer(plan, metrics if rank == 0 else None)
     trainer.train(resume_from_checkpoint=resume)
+    params = _params_per_rank(trainer.model_wrapped)
     final = trainer.evaluate(metric_key_prefix="final")
     if plan.task == "fill-mask":
         final["final_perplexity"] = perplexity(final["final_loss"])
+    export(trainer, plan)  # every rank: a sharded model is gathered collectively
     if trainer.is_world_process_zero():
-        export(trainer, plan)
         metrics.send(final, trainer.state.global_step, "final")
         return {
             "metrics": {
@@ -137,6 +152,7 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
             },
             "global_step": trainer.state.global_step,
             "worker_nodes": nodes,
+            "params_per_rank": params,
             "best_checkpoint": trainer.state.best_model_checkpoint,
         }
     return None
@@ -155,15 +171,35 @@ def _worker_nodes() -> list[str]:
     return [str(n) for n in nodes]
 
 
-def _is_restart(plan: Plan) -> bool:
-    """True when an earlier worker group of this job already started (a marker in the run
-    folder, which every node sees): the restart is recorded even with no checkpoint yet."""
+def _params_per_rank(model: Any) -> list[int]:
+    """The parameters each rank holds: the whole model under DDP, its shard under FSDP."""
+    import torch.distributed as dist
+    from torch.distributed.tensor import DTensor
+
+    local = sum(
+        p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in model.parameters()
+    )
+    if not dist.is_available() or not dist.is_initialized():
+        return [local]
+    counts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(counts, local)
+    return [int(c) for c in counts]
+
+
+def _report_start(plan: Plan, reporter: Any, resume: str | None) -> None:
+    """Rank 0 tells the driver how this worker group starts: a restart within this attempt
+    (a marker in the attempt's output folder, which every node sees, says an earlier group
+    started) is RETRYING then RUNNING; the first group of a later attempt notes where the
+    job resumes."""
     marker = Path(plan.output_dir) / ".started"
     if marker.exists():
-        return True
+        reporter.restarted(*_restart_facts(resume))
+        return
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
-    return False
+    if plan.attempt > 1:
+        how = _restart_facts(resume)[1]
+        reporter.note(f"attempt {plan.attempt}: {how}")
 
 
 def _run_as_single_process() -> None:
@@ -222,7 +258,8 @@ def training_args(plan: Plan) -> TrainingArguments:
     best = plan.best_metric
     extra: dict[str, Any] = {}
     if plan.strategy == "fsdp":
-        extra["fsdp"] = "full_shard auto_wrap"
+        extra["fsdp"] = True
+        extra["fsdp_config"] = FSDP_CONFIG
     return TrainingArguments(
         output_dir=plan.output_dir,
         max_steps=plan.max_steps,
@@ -314,7 +351,24 @@ class _Batches(IterableDataset):
 class ShardTrainer(Trainer):
     """Feeds the Trainer ready-made batches from a Ray Data shard (what Ray's
     ``prepare_trainer`` does, extended to our length-grouped iterable). The shards are
-    already split per worker, so the dataloaders are not sharded again."""
+    already split per worker, so the dataloaders are not sharded again.
+
+    With ``fsdp`` it also shards on CPU: accelerate turns its FSDP plugin on only for GPU-like
+    devices and silently falls back to DDP on CPU, although FSDP2's ``fully_shard`` trains
+    over gloo. Turning the plugin on for CPU keeps the whole of accelerate's FSDP2 path:
+    per-layer sharding, sharded (torch distributed checkpoint) saves and resumes, and the
+    best-model reload.
+    """
+
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        if self.args.fsdp_plugin_args is not None and not self.is_fsdp_enabled:
+            from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+            state = self.accelerator.state
+            state.distributed_type = DistributedType.FSDP
+            state.fsdp_plugin = FullyShardedDataParallelPlugin(**self.args.fsdp_plugin_args)
+            self.is_fsdp_enabled = True
 
     def get_train_dataloader(self) -> DataLoader:
         return DataLoader(_Batches(self.train_dataset), batch_size=None)
@@ -324,8 +378,21 @@ class ShardTrainer(Trainer):
 
 
 def export(trainer: Any, plan: Plan) -> None:
-    """The best model (loaded at the end of training) and its tokenizer, as safetensors."""
-    trainer.save_model(plan.export_dir)
+    """The best model (loaded at the end of training) and its tokenizer, as safetensors: one
+    whole model that ``from_pretrained`` loads. Called on every rank: a sharded model's full
+    state dict is gathered collectively, then rank 0 writes it."""
+    if trainer.is_fsdp_enabled:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        full = get_model_state_dict(
+            trainer.model_wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
+        if trainer.is_world_process_zero():
+            trainer.model.save_pretrained(plan.export_dir, state_dict=full)
+    elif trainer.is_world_process_zero():
+        trainer.save_model(plan.export_dir)
+    if not trainer.is_world_process_zero():
+        return
     trainer.processing_class.save_pretrained(plan.export_dir)
     pickled = Path(plan.export_dir) / "training_args.bin"  # torch.save: no pickles in artifacts
     pickled.unlink(missing_ok=True)
@@ -354,7 +421,7 @@ def train_and_register(
     staging = ctx.staging_dir()
     run_dir = ctx.artifact_root / "checkpoints" / f"job-{ctx.job_id}"
     plan = Plan(
-        output_dir=str(run_dir / "hf"),
+        output_dir=str(run_dir / f"hf-{ctx.attempt}"),  # no half-written folder of a dead one
         export_dir=str(staging),
         max_steps=max_steps,
         eval_steps=eval_steps,
@@ -364,6 +431,7 @@ def train_and_register(
         use_gpu=spec.scaling.use_gpu,
         strategy=spec.scaling.strategy,
         group_by_length=spec.data.group_by_length,
+        attempt=ctx.attempt,
         **plan_fields,
     )
     result = fit(spec, ctx, plan, data)
@@ -377,7 +445,11 @@ def train_and_register(
             split: DatasetFacts(info.fingerprint, _format(spec, split), {split: info.rows})
             for split, info in data.splits.items()
         },
-        {"worker_nodes": len(set(result.get("worker_nodes", []))), **_headline(metrics)},
+        {
+            "worker_nodes": len(set(result.get("worker_nodes", []))),
+            "params_per_rank": result.get("params_per_rank"),
+            **_headline(metrics),
+        },
         base_model=lineage.base_model,
         base_version_id=lineage.base_version_id,
         tokenizer_id=lineage.tokenizer_id,

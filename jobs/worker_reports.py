@@ -1,7 +1,8 @@
 """How Ray Train workers tell their driver what happens, without touching the registry.
 
 Workers never open the registry (no database URL travels to them). Rank 0 puts its facts
-(metric rows with a progress line; a restart of the worker group) on a small Ray queue actor
+(metric rows with a progress line; a restart of the worker group; notes for the job's
+history) on a small Ray queue actor
 that the driver created; a thread on the driver drains it and writes through the job's
 ``JobContext``. Metrics therefore still reach the registry while the job runs.
 """
@@ -32,6 +33,9 @@ class WorkerReporter:
 
     def restarted(self, why: str, how: str) -> None:
         self.queue.put(("restarted", why, how))
+
+    def note(self, message: str) -> None:
+        self.queue.put(("note", message))
 
 
 class DriverSink:
@@ -80,5 +84,7 @@ class DriverSink:
             self.ctx.add_metrics(args[0], progress=args[1])
         elif kind == "restarted":
             self.ctx.restarted(*args)
+        elif kind == "note":
+            self.ctx.note(args[0])
         else:
             log.warning("unknown worker report %r", kind)

@@ -97,7 +97,12 @@ class ScalingSpec(StrictModel):
     cpus_per_worker: float = Field(1.0, gt=0)
     gpus_per_worker: float = Field(1.0, ge=0, description="Used when use_gpu is true.")
     placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
-    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="fsdp shards the model (GPU).")
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="ddp: every worker holds the whole model. fsdp: parameters, gradients "
+        "and optimizer state sharded across the workers (FSDP2, per transformer layer; gloo "
+        "on CPU, NCCL on GPU), with sharded checkpoints.",
+    )
     data_cpus: float = Field(
         0.5,
         ge=0,
@@ -106,11 +111,11 @@ class ScalingSpec(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _fsdp_needs_gpus(self) -> ScalingSpec:
-        if self.strategy == "fsdp" and not self.use_gpu:
+    def _fsdp_needs_workers(self) -> ScalingSpec:
+        if self.strategy == "fsdp" and self.num_workers < 2:
             raise ValueError(
-                "scaling.strategy fsdp needs scaling.use_gpu: true (FSDP sharding "
-                "is for GPU training; use ddp on CPU)"
+                "scaling.strategy fsdp needs scaling.num_workers of 2 or more (it shards the "
+                "model across the workers; one worker holds it whole: use ddp)"
             )
         return self
 

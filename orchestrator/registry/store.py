@@ -37,6 +37,7 @@ from orchestrator.registry.models import (
 # Which states a job may move to from which: anything else is ignored, so a late or
 # duplicate report (the driver and the scheduler both saw the end) never rewrites history.
 ALLOWED_FROM: dict[JobStatus, tuple[JobStatus, ...]] = {
+    JobStatus.QUEUED: (JobStatus.RETRYING,),  # requeued after its driver died
     JobStatus.STARTING: (JobStatus.QUEUED,),
     JobStatus.RUNNING: (JobStatus.STARTING, JobStatus.RETRYING),
     JobStatus.RETRYING: (JobStatus.STARTING, JobStatus.RUNNING),
@@ -122,6 +123,14 @@ def transition(session: Session, job_id: int, to: JobStatus, reason: str, **fiel
     if moved:
         session.add(JobEvent(job_id=job_id, from_status=current, to_status=to, reason=reason))
     return bool(moved)
+
+
+def note(session: Session, job_id: int, reason: str) -> None:
+    """An event that changes no state (e.g. which checkpoint a new attempt resumed from)."""
+    status = session.scalar(select(Job.status).where(Job.id == job_id))
+    if status is None:
+        raise NotFoundError(f"job {job_id} does not exist")
+    session.add(JobEvent(job_id=job_id, from_status=status, to_status=status, reason=reason))
 
 
 def get_job(session: Session, job_id: int) -> Job:

@@ -42,6 +42,12 @@ def submission_id(registry_key: str, job: Job) -> str:
     return f"orch-{registry_key}-{job.id}-{job.attempts + 1}"
 
 
+def retries_left(job: Job) -> int:
+    """How many more drivers this job may start (``retries`` in its spec; 0 for job kinds
+    that have no checkpoints to resume from)."""
+    return int(job.spec.get("retries", 0)) - max(0, job.attempts - 1)
+
+
 def driver_entrypoint(job_id: int) -> str:
     return f"{shlex.quote(sys.executable)} -m jobs.driver {job_id}"
 
@@ -69,13 +75,22 @@ class Scheduler:
     def reconcile(self, statuses: dict[str, tuple[str, str]]) -> None:
         """Bring every active job's registry state in line with what Ray says of its driver."""
         with self.registry.session() as session:
-            active = [(j.id, j.ray_job_id, j.cancel_requested) for j in store.active_jobs(session)]
-        for job_id, ray_id, cancelled in active:
+            active = [
+                (j.id, j.ray_job_id, j.cancel_requested, retries_left(j))
+                for j in store.active_jobs(session)
+            ]
+        for job_id, ray_id, cancelled, retries in active:
             ray_status, message = statuses.get(ray_id or "", (None, ""))
-            self._reconcile_one(job_id, ray_id, cancelled, ray_status, message)
+            self._reconcile_one(job_id, ray_id, cancelled, ray_status, message, retries)
 
     def _reconcile_one(
-        self, job_id: int, ray_id: str | None, cancelled: bool, ray_status: str | None, message: str
+        self,
+        job_id: int,
+        ray_id: str | None,
+        cancelled: bool,
+        ray_status: str | None,
+        message: str,
+        retries: int = 0,
     ) -> None:
         if ray_status in ("PENDING", None) and ray_id is not None:
             if ray_status is None and self._submitted_long_ago(job_id):
@@ -98,6 +113,11 @@ class Scheduler:
         elif ray_status == "FAILED":
             tail = self.backend.log_tail(ray_id or "")
             first = message.splitlines()[0] if message else "no message from Ray"
+            if not cancelled and retries > 0:
+                # The driver records its own failures (bad data, a bug) before it exits; one
+                # that Ray saw die with the job still active was killed (OOM, a lost node).
+                self._requeue(job_id, f"driver died ({first})")
+                return
             self._finish(
                 job_id,
                 JobStatus.CANCELLED if cancelled else JobStatus.FAILED,
@@ -176,6 +196,22 @@ class Scheduler:
                 # e.g. "No available agent to submit job" while a new cluster settles
                 log.warning("submitting job %s failed (%s); retrying in %.1fs", job_id, exc, delay)
                 time.sleep(delay)
+
+    def _requeue(self, job_id: int, why: str) -> None:
+        """RETRYING (why), then back in the queue: the next attempt's driver starts the job
+        again and its training resumes from the latest complete checkpoint of this one."""
+        with self.registry.session() as session:
+            job = store.get_job(session, job_id)
+            attempt, of = job.attempts + 1, job.spec.get("retries", 0) + 1
+            if store.transition(
+                session,
+                job_id,
+                JobStatus.RETRYING,
+                f"{why}; requeued for attempt {attempt} of {of}, which resumes from the "
+                "latest complete checkpoint",
+            ):
+                store.transition(session, job_id, JobStatus.QUEUED, "requeued", progress=None)
+                log.info("job %s requeued for attempt %s: %s", job_id, attempt, why)
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -151,40 +151,53 @@ def _train_worker_pids(cluster: dict, ray_job_id: str) -> list[int]:
     return [a.pid for a in actors if a.pid]
 
 
-@pytest.mark.slow
-def test_a_killed_worker_resumes_from_its_checkpoint(ray_cluster: dict, tokenizer: str) -> None:
-    reg: Registry = ray_cluster["registry"]
-    job_id = submission.submit_spec(
-        reg,
-        parse_spec(
-            {
-                "kind": "pretrain",
-                "name": "resumed",
-                "tokenizer": tokenizer,
-                "model": {
-                    "layers": 1,
-                    "hidden": 32,
-                    "heads": 2,
-                    "intermediate": 64,
-                    "max_positions": 64,
-                },
-                "data": {"train": {"files": [str(MARS)]}, "eval_fraction": 0.02, "max_length": 64},
-                "train": {**SMALL_TRAIN, "batch_size": 8, "max_steps": 40, "eval_steps": 10},
-                "scaling": TWO_WORKERS,
-                "retries": 2,
-            }
-        ),
-    )
+TINY_MLM = {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 64}
+
+
+def pretrain_spec(name: str, tokenizer: str, scaling: dict, **train: object) -> dict:
+    return {
+        "kind": "pretrain",
+        "name": name,
+        "tokenizer": tokenizer,
+        "model": TINY_MLM,
+        "data": {"train": {"files": [str(MARS)]}, "eval_fraction": 0.02, "max_length": 64},
+        "train": {**SMALL_TRAIN, "batch_size": 8, "max_steps": 40, "eval_steps": 10, **train},
+        "scaling": scaling,
+        "retries": 2,
+    }
+
+
+def wait_for_checkpoints(reg: Registry, job_id: int, past_step: int = 22) -> None:
+    """Until the job has logged a training loss past ``past_step``: with a checkpoint every
+    10 steps, at least one complete checkpoint is then registered with Ray."""
     deadline = time.monotonic() + 300
-    while True:  # wait for the first complete checkpoint (saved with the step-10 eval)
+    while True:
         with reg.session() as s:
             steps = [m.step for m in store.job_metrics(s, job_id, "loss") if m.split == "train"]
             status = store.get_job(s, job_id).status
-        if steps and max(steps) > 22:  # two checkpoints: the first is surely registered
-            break
+        if steps and max(steps) > past_step:
+            return
         assert not JobStatus(status).terminal, status
         assert time.monotonic() < deadline, "no checkpoint in time"
         time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_fsdp_shards_the_model_and_a_killed_worker_resumes_from_its_sharded_checkpoint(
+    ray_cluster: dict, tokenizer: str
+) -> None:
+    """FSDP2 on CPU over gloo, 2 workers: each rank holds half of the parameters, a worker
+    killed mid-run resumes from the sharded checkpoint with the step count continuing, the
+    loss falls, and the registered (whole, safetensors) model serves."""
+    from orchestrator import endpoints
+    from tests.integration.test_serving import SMALL, http
+
+    reg: Registry = ray_cluster["registry"]
+    job_id = submission.submit_spec(
+        reg,
+        parse_spec(pretrain_spec("sharded", tokenizer, {**TWO_WORKERS, "strategy": "fsdp"})),
+    )
+    wait_for_checkpoints(reg, job_id)
     with reg.session() as s:
         ray_job_id = store.get_job(s, job_id).ray_job_id
     pids = _train_worker_pids(ray_cluster, ray_job_id)
@@ -195,7 +208,8 @@ def test_a_killed_worker_resumes_from_its_checkpoint(ray_cluster: dict, tokenize
     with reg.session() as s:
         job = store.get_job(s, job_id)
         reasons = [(e.to_status, e.reason) for e in job.events]
-        version = store.get_model_version(s, "resumed")
+        version = store.get_model_version(s, "sharded")
+        losses = [m.value for m in store.job_metrics(s, job_id, "loss") if m.split == "train"]
     if not any(status == JobStatus.RETRYING for status, _ in reasons):
         from orchestrator.ray_client.logs import job_logs
 
@@ -207,6 +221,59 @@ def test_a_killed_worker_resumes_from_its_checkpoint(ray_cluster: dict, tokenize
     assert resumed_at >= 10  # not from step 0
     assert [s for s, _ in reasons][-3:] == ["RETRYING", "RUNNING", "SUCCEEDED"]
     assert version.metrics["global_step"] == 40  # the count continued; it did not restart
+    assert losses[-1] < losses[0]
+    # each rank held half of the model (FSDP shards evenly, padding a dimension if odd)
+    per_rank = job.result["params_per_rank"]
+    whole = version_parameters(version.artifact_uri)
+    assert len(per_rank) == 2 and all(abs(n - whole / 2) <= 0.01 * whole for n in per_rank)
+    assert (Path(version.artifact_uri) / "model.safetensors").is_file()
+    url = endpoints.deploy(ray_cluster["settings"], reg, "sharded", **SMALL)
+    try:
+        status, answer, _ = http(url, {"inputs": "the red [MASK] of mars"})
+        assert status == 200 and len(answer) == 5 and "[MASK]" not in answer[0]["sequence"]
+    finally:
+        endpoints.delete(ray_cluster["settings"], reg, "sharded")
+
+
+def version_parameters(folder: str) -> int:
+    """The parameter count of a registered model folder, loaded as a user would."""
+    import transformers
+
+    model = transformers.AutoModelForMaskedLM.from_pretrained(folder, use_safetensors=True)
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_a_killed_driver_is_requeued_and_resumes_from_its_checkpoint(
+    ray_cluster: dict, tokenizer: str
+) -> None:
+    """The driver SIGKILLed mid-training (as the OOM killer or a lost node would): with
+    retries left the job is requeued, and the next attempt resumes from the latest complete
+    checkpoint of the first: the step count continues and the job succeeds."""
+    from tests.integration.test_scheduler import driver_pid
+
+    reg: Registry = ray_cluster["registry"]
+    one_worker = {"num_workers": 1, "cpus_per_worker": 1.0, "data_cpus": 0.5}
+    job_id = submission.submit_spec(
+        reg, parse_spec(pretrain_spec("driver-killed", tokenizer, one_worker))
+    )
+    wait_for_checkpoints(reg, job_id)
+    os.kill(driver_pid(reg, job_id), signal.SIGKILL)
+    outcome = submission.follow(reg, job_id, lambda e: None, lambda p: None, timeout=600)
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+    with reg.session() as s:
+        job = store.get_job(s, job_id)
+        events = [(e.to_status, e.reason) for e in job.events]
+        version = store.get_model_version(s, "driver-killed")
+    assert job.attempts == 2, events
+    retry = next(r for status, r in events if status == JobStatus.RETRYING)
+    assert "driver died" in retry and "attempt 2 of 3" in retry, retry
+    statuses = [s for s, _ in events]
+    assert statuses[statuses.index("RETRYING") :][:3] == ["RETRYING", "QUEUED", "STARTING"]
+    resumed = next(r for _, r in events if r.startswith("attempt 2:"))
+    assert int(re.search(r"resumed from step (\d+)", resumed).group(1)) >= 10, resumed
+    assert version.metrics["global_step"] == 40  # the count continued; it did not restart
+    assert version.job_id == job_id
 
 
 def finetune(base: str, files: list[str], **extra: object) -> dict:

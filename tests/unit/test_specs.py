@@ -199,7 +199,10 @@ def test_training_specs_validate_and_size_their_gang(corpus: Path) -> None:
 def test_training_spec_cross_field_errors_name_their_keys(corpus: Path) -> None:
     with pytest.raises(SpecError) as exc:
         parse_spec(training_spec("finetune", corpus, scaling={"strategy": "fsdp"}))
-    assert "scaling.strategy fsdp needs scaling.use_gpu: true" in problems(exc)
+    assert "scaling.strategy fsdp needs scaling.num_workers of 2 or more" in problems(exc)
+    cpu_fsdp = {"strategy": "fsdp", "num_workers": 2, "cpus_per_worker": 0.5}
+    sharded = parse_spec(training_spec("finetune", corpus, scaling=cpu_fsdp))
+    assert sharded.scaling.strategy == "fsdp"
     with pytest.raises(SpecError, match="train.precision bf16 needs scaling.use_gpu"):
         parse_spec(training_spec("finetune", corpus, train={"precision": "bf16"}))
     with pytest.raises(SpecError, match="exactly one of base.model"):
