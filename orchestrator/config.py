@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     ray_auth_token_path: Path | None = Field(
         None, description="Ray token file; default: the local cluster's own token."
     )
+    autoscaling_config: Path | None = Field(
+        None,
+        description="The cluster's Ray cluster launcher YAML (the file given to `ray up`): its "
+        "available_node_types tell the scheduler what the cluster may grow to, so that a job "
+        "too large for the live nodes asks the autoscaler for them. Not needed where the "
+        "autoscaler publishes its node types itself (autoscaler v2, KubeRay).",
+    )
     num_cpus: float | None = Field(None, description="Logical CPUs of the local cluster.")
     num_gpus: float | None = Field(None, description="GPUs of the local cluster.")
     serve_host: str = Field(

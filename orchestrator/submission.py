@@ -59,6 +59,24 @@ def scheduler_heartbeat(settings: Settings, registry: Registry) -> tuple[dict, f
         return store.get_state(session, HEARTBEAT_KEY.format(key=settings.registry_key))
 
 
+def check_fits(settings: Settings, registry: Registry, spec: Any) -> None:
+    """Refuse, at submit time, a job whose gang cannot fit the cluster even at its largest
+    (its live nodes and every node its autoscaler may add), as the scheduler last saw it."""
+    from orchestrator.errors import UsageError
+    from orchestrator.scheduler.admission import Request, never_fits
+
+    beat = scheduler_heartbeat(settings, registry)
+    largest = beat[0].get("largest") if beat is not None and beat[1] < 60 else None
+    if not largest:
+        return  # no recent view of the cluster: the scheduler will say why it waits
+    why = never_fits(Request(0, 0, tuple(spec.gang())), largest)
+    if why:
+        raise UsageError(
+            f"this job can never start on this cluster, even at its largest: {why}",
+            hint="ask for fewer or smaller workers (scaling: or resources:)",
+        )
+
+
 def ensure_scheduler(settings: Settings, registry: Registry, start_cluster: bool = True) -> None:
     """Make sure a scheduler serves this registry, starting the local cluster if needed.
     Cheap when the scheduler's heartbeat is fresh: Ray is not even imported then."""

@@ -62,6 +62,7 @@ def submit(
     spec = load_spec(spec_file, list(overrides))
     s = settings(cluster_address=address)
     reg = registry(s)
+    submission.check_fits(s, reg, spec)
     job_id = submission.submit_spec(reg, spec, priority, code_version())
     click.echo(json.dumps({"id": job_id, "status": "QUEUED"}) if fmt == "json" else job_id)
     info(f"queued job {job_id}: {spec.kind} {spec.name!r}")

@@ -48,6 +48,30 @@ class RayBackend:
     def stop(self, submission_id: str) -> None:
         self.client.stop_job(submission_id)
 
+    def node_groups(self) -> list[dict[str, Any]]:
+        """The autoscaler's node types as published in the GCS (autoscaler v2, KubeRay);
+        none for a fixed cluster or autoscaler v1 (then: setting ``autoscaling_config``)."""
+        import ray
+
+        try:
+            config = ray._private.state.state.get_cluster_config()
+        except Exception:  # noqa: BLE001 - no view of the autoscaler: plan with live nodes
+            return []
+        if config is None:
+            return []
+        return [
+            {"name": g.name, "resources": dict(g.resources), "max": g.max_count}  # -1: no limit
+            for g in config.node_group_configs
+            if g.max_count != 0
+        ]
+
+    def request_resources(self, bundles: list[dict[str, float]]) -> None:
+        """Ray's autoscaler scales the cluster until these bundles fit (an empty list
+        withdraws the last request)."""
+        from ray.autoscaler.sdk import request_resources
+
+        request_resources(bundles=bundles)
+
     def log_tail(self, submission_id: str, lines: int = 20) -> str:
         try:
             return "\n".join(self.client.get_job_logs(submission_id).splitlines()[-lines:])

@@ -119,15 +119,22 @@ def _ray_env(info_env: dict[str, str]) -> dict[str, str]:
 
 
 def start_local_cluster(
-    settings: Settings, num_cpus: float | None = None, num_gpus: float | None = None
+    settings: Settings,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    extra_args: tuple[str, ...] = (),
+    gcs_port: int | None = None,
 ) -> tuple[ClusterInfo, bool]:
-    """Start the local Ray head unless it runs already. Returns (info, started_now)."""
+    """Start the local Ray head unless it runs already (``extra_args`` go to ``ray start``,
+    e.g. ``--autoscaling-config=FILE``, whose provider may need the GCS port beforehand).
+    Returns (info, started_now)."""
     with _cluster_lock(settings):
         running = local_cluster(settings)
         if running:
             return running, False
         token = ensure_token(settings.ray_auth_token_path or settings.cluster_dir / "auth_token")
         ports = {name: pick_port(p) for name, p in PREFERRED_PORTS.items()}
+        ports["gcs"] = gcs_port or ports["gcs"]
         temp_dir = _temp_dir(settings)
         cmd = [
             sys.executable,
@@ -147,6 +154,7 @@ def start_local_cluster(
         gpus = num_gpus if num_gpus is not None else settings.num_gpus
         cmd += [f"--num-cpus={cpus:g}"] if cpus is not None else []
         cmd += [f"--num-gpus={gpus:g}"] if gpus is not None else []
+        cmd += list(extra_args)
         info = ClusterInfo(
             gcs_address="",
             token_path=str(token),

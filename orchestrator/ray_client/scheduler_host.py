@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 
 from orchestrator.config import Settings
+from orchestrator.errors import UsageError
 from orchestrator.ray_client import PROJECT_ROOT
 from orchestrator.ray_client.cluster_info import ClusterInfo
 from orchestrator.ray_client.connection import NAMESPACE, connect
 from orchestrator.ray_client.jobs_api import RayBackend
+from orchestrator.scheduler.capacity import read_launcher_config
 
 
 def scheduler_name(settings: Settings) -> str:
@@ -22,7 +24,9 @@ def scheduler_name(settings: Settings) -> str:
 class SchedulerActor:
     """Runs ``Scheduler.run_forever`` in a thread of a detached actor on the head node."""
 
-    def __init__(self, settings_json: str, dashboard_url: str) -> None:
+    def __init__(
+        self, settings_json: str, dashboard_url: str, node_groups: list[dict] | None = None
+    ) -> None:
         import logging
         import threading
 
@@ -48,6 +52,7 @@ class SchedulerActor:
                 # the machine ("Found multiple active Ray instances").
                 "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
             },
+            node_groups,
         )
         self.scheduler.tick()  # publishes the heartbeat before the creator is told we exist
         threading.Thread(target=self.scheduler.run_forever, daemon=True).start()
@@ -58,6 +63,12 @@ class SchedulerActor:
 
 def ensure_scheduler(settings: Settings, info: ClusterInfo, timeout: float = 120) -> int:
     """Start this registry's scheduler on the cluster unless it runs; returns its pid."""
+    node_groups = None
+    if settings.autoscaling_config is not None:  # read here: the path is this machine's
+        try:
+            node_groups = read_launcher_config(settings.autoscaling_config.expanduser())
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     ray = connect(info)
     actor = (
         ray.remote(SchedulerActor)
@@ -71,6 +82,6 @@ def ensure_scheduler(settings: Settings, info: ClusterInfo, timeout: float = 120
             resources={"node:__internal_head__": 0.001},
             runtime_env={"env_vars": {"PYTHONPATH": PROJECT_ROOT}},
         )
-        .remote(settings.model_dump_json(), info.dashboard_url)
+        .remote(settings.model_dump_json(), info.dashboard_url, node_groups)
     )
     return int(ray.get(actor.ping.remote(), timeout=timeout))

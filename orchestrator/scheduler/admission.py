@@ -4,8 +4,9 @@ Policy: priority first, then first come first served, and a job starts only when
 gang of resource bundles fits what the cluster has left after the jobs already granted.
 The first job that fits nowhere *now* blocks the jobs behind it (no backfilling past it,
 so large jobs are never starved by a stream of small ones). A job that can *never* fit the
-cluster (a bundle larger than any node, or more than the whole cluster) blocks nobody; it
-waits, with that reason, for the cluster to grow.
+cluster (a bundle larger than any node, or more than the whole cluster) blocks nobody; when
+the autoscaler may add nodes that it fits, the scheduler asks for them (``scale_up``),
+otherwise it waits with that reason.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Request:
 class Decision:
     admitted: list[int] = field(default_factory=list)
     waiting: dict[int, str] = field(default_factory=dict)
+    # jobs that fit only once the autoscaler adds nodes: their bundles, to ask it for
+    scale_up: dict[int, list[Resources]] = field(default_factory=dict)
 
 
 def total(bundles: Iterable[Resources]) -> dict[str, float]:
@@ -74,15 +77,30 @@ def never_fits(request: Request, nodes: Sequence[Resources]) -> str | None:
     return None
 
 
-def plan(queue: list[Request], nodes: Sequence[Resources], in_use: Resources) -> Decision:
-    """Decide which of ``queue`` (in any order) start now, given per-node totals and the
-    resources already granted to running jobs."""
+def plan(
+    queue: list[Request],
+    nodes: Sequence[Resources],
+    in_use: Resources,
+    scalable: Sequence[Resources] = (),
+) -> Decision:
+    """Decide which of ``queue`` (in any order) start now, given per-node totals, the
+    resources already granted to running jobs, and the nodes the autoscaler may still add."""
     decision = Decision()
     free = {k: float(total(nodes).get(k, 0)) - float(in_use.get(k, 0)) for k in TRACKED}
     blocker: Request | None = None
     for request in sorted(queue, key=lambda r: (-r.priority, r.job_id)):
         impossible = never_fits(request, nodes)
+        if impossible and scalable and not never_fits(request, [*nodes, *scalable]):
+            bundles = [b for b in request.bundles if any(float(v) for v in b.values())]
+            decision.scale_up[request.job_id] = bundles
+            decision.waiting[request.job_id] = (
+                f"waiting for nodes: asked the autoscaler for {fmt(total(bundles))} "
+                f"({len(bundles)} bundles; {impossible})"
+            )
+            continue
         if impossible:
+            if scalable:
+                impossible += f"; even at its largest it has {fmt(total([*nodes, *scalable]))}"
             decision.waiting[request.job_id] = f"can never start on this cluster: {impossible}"
             continue
         if blocker is not None:

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from orchestrator.registry import JobStatus, Registry, store
 from orchestrator.registry.models import Job, utcnow
-from orchestrator.scheduler.admission import Request, fmt, plan, total
+from orchestrator.scheduler.admission import Request, Resources, fmt, plan, total
+from orchestrator.scheduler.capacity import NodeGroup, scalable_nodes
 
 log = logging.getLogger("orch.scheduler")
 
@@ -36,6 +37,8 @@ class Backend(Protocol):
     ) -> None: ...
     def stop(self, submission_id: str) -> None: ...
     def log_tail(self, submission_id: str, lines: int = 20) -> str: ...
+    def node_groups(self) -> list[NodeGroup]: ...
+    def request_resources(self, bundles: list[dict[str, float]]) -> None: ...
 
 
 def submission_id(registry_key: str, job: Job) -> str:
@@ -54,12 +57,20 @@ def driver_entrypoint(job_id: int) -> str:
 
 class Scheduler:
     def __init__(
-        self, registry: Registry, backend: Backend, registry_key: str, driver_env: dict[str, str]
+        self,
+        registry: Registry,
+        backend: Backend,
+        registry_key: str,
+        driver_env: dict[str, str],
+        node_groups: list[NodeGroup] | None = None,
     ) -> None:
         self.registry = registry
         self.backend = backend
         self.key = registry_key
         self.driver_env = driver_env
+        self.node_groups = node_groups  # None: ask the cluster (autoscaler v2, KubeRay)
+        self.requested: list[dict[str, float]] = []  # what the autoscaler was last asked for
+        self.asked_for: set[int] = set()  # jobs whose history says so already
 
     # --- one pass ------------------------------------------------------------------------
 
@@ -148,11 +159,17 @@ class Scheduler:
             in_use = total(
                 r for j in store.active_jobs(session) for r in j.resources.get("bundles", [])
             )
+            granted = [
+                b for j in store.active_jobs(session) for b in j.resources.get("bundles", [])
+            ]
             queue = [
                 Request(j.id, j.priority, tuple(j.resources.get("bundles", [])))
                 for j in store.queued_jobs(session)
             ]
-        decision = plan(queue, nodes, in_use)
+        groups = self.node_groups if self.node_groups is not None else self.backend.node_groups()
+        scalable = scalable_nodes(groups, nodes)
+        decision = plan(queue, nodes, in_use, scalable)
+        self.ask_autoscaler(decision.scale_up, granted)
         for job_id in decision.admitted:
             self._start(job_id)
         return {
@@ -161,8 +178,34 @@ class Scheduler:
             "in_use": in_use,
             "waiting": {str(k): v for k, v in decision.waiting.items()},
             "admitted": decision.admitted,
+            "largest": [*nodes, *scalable],  # the cluster at its largest, node by node
+            "requested": self.requested,
             "pid": os.getpid(),
         }
+
+    def ask_autoscaler(
+        self, scale_up: dict[int, list[Resources]], granted: list[Resources]
+    ) -> None:
+        """Ask Ray's autoscaler for the gangs that fit only on nodes it may add, and withdraw
+        the request once none waits (admitted, cancelled or failed). Its request is for the
+        cluster's whole size, so the gangs already granted are part of it; a new call
+        replaces the last one."""
+        wanted: list[dict[str, float]] = []
+        if scale_up:
+            asked = [*granted, *(b for bundles in scale_up.values() for b in bundles)]
+            wanted = [shape for b in asked if (shape := {k: float(v) for k, v in b.items() if v})]
+        if wanted != self.requested:
+            self.backend.request_resources(wanted)
+            log.info("asked the autoscaler for %s", wanted or "nothing (request withdrawn)")
+            self.requested = wanted
+        for job_id in sorted(set(scale_up) - self.asked_for):
+            with self.registry.session() as session:
+                store.note(
+                    session,
+                    job_id,
+                    f"asked the autoscaler for {fmt(total(scale_up[job_id]))}: waiting for nodes",
+                )
+        self.asked_for = set(scale_up)
 
     def _start(self, job_id: int) -> None:
         """Claim a queued job (atomically: a cancel may have won) and submit its driver."""

@@ -292,3 +292,25 @@ def test_jobs_metrics_and_plot(reg: Registry, tmp_path: Path) -> None:
     png = tmp_path / "curves.png"
     code, _, err = invoke("jobs", "plot", str(job_id), "-o", str(png))
     assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_submit_refuses_a_job_the_cluster_cannot_hold_even_at_its_largest(
+    reg: Registry, tmp_path: Path
+) -> None:
+    from orchestrator.config import load_settings
+    from orchestrator.scheduler.service import HEARTBEAT_KEY
+
+    with reg.session() as s:
+        store.put_state(
+            s,
+            HEARTBEAT_KEY.format(key=load_settings().registry_key),
+            {"waiting": {}, "largest": [{"CPU": 2.0}, {"CPU": 4.0}, {"CPU": 4.0}]},
+        )
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"kind: tokenizer\nname: t\ndata:\n  files: [{MARS}]\nresources:\n  cpus: 6\n")
+    code, _, err = invoke("submit", str(spec))
+    assert code == 2, err
+    assert "can never start on this cluster, even at its largest" in err
+    assert "one worker asks for 6 CPU but the largest node has 4 CPU" in err
+    with reg.session() as s:
+        assert store.list_jobs(s) == []
