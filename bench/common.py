@@ -28,7 +28,7 @@ JOB_PROCESS_MARKERS = (
 
 
 @contextmanager
-def private_cluster(num_cpus: float) -> Any:
+def private_cluster(num_cpus: float, num_gpus: float | None = None) -> Any:
     """Our own cluster and registry in a temp home, stopped afterwards."""
     from orchestrator.config import Settings
     from orchestrator.ray_client import local, scheduler_host
@@ -36,7 +36,7 @@ def private_cluster(num_cpus: float) -> Any:
 
     home = Path(tempfile.mkdtemp(prefix="orch-bench-")) / "home"
     settings = Settings(home=home)
-    info, _ = local.start_local_cluster(settings, num_cpus=num_cpus)
+    info, _ = local.start_local_cluster(settings, num_cpus=num_cpus, num_gpus=num_gpus)
     try:
         scheduler_host.ensure_scheduler(settings, info)
         yield settings, Registry(settings.resolved_registry_url)

@@ -272,8 +272,11 @@ def training_args(plan: Plan) -> TrainingArguments:
         lr_scheduler_type=t["lr_schedule"],
         max_grad_norm=t["max_grad_norm"],
         seed=t["seed"],
-        bf16=t["precision"] == "bf16",
+        bf16=t["precision"] == "bf16",  # autocast; the master weights stay fp32
         fp16=t["precision"] == "fp16",
+        tf32=True if plan.use_gpu and _tf32_available() else None,  # fp32 matmuls on tensor cores
+        optim="adamw_torch_fused",  # one kernel for all parameters (CPU and GPU)
+        torch_compile=t.get("compile", False),
         use_cpu=not plan.use_gpu,
         logging_steps=t["logging_steps"],
         eval_strategy="steps",
@@ -294,6 +297,12 @@ def training_args(plan: Plan) -> TrainingArguments:
         dataloader_pin_memory=plan.use_gpu,
         **extra,
     )
+
+
+def _tf32_available() -> bool:
+    from transformers.utils import is_torch_tf32_available
+
+    return bool(is_torch_tf32_available())
 
 
 def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:

@@ -80,6 +80,11 @@ class TrainSpec(StrictModel):
     lr_schedule: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
     max_grad_norm: float = Field(1.0, gt=0)
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16 need GPUs.")
+    compile: bool = Field(
+        False,
+        description="torch.compile the model: a compile pause before the first steps, then "
+        "faster steps (mostly on GPUs).",
+    )
     seed: int = 42
     logging_steps: int = Field(10, gt=0)
     eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps and at the end.")
