@@ -93,6 +93,14 @@ class MetricsReport(TrainerCallback):
     def __init__(self, reporter: WorkerReporter, task: str, max_steps: int, workers: int) -> None:
         self.reporter, self.task, self.max_steps, self.workers = reporter, task, max_steps, workers
         self.last = (time.perf_counter(), TokenCounter.tokens, TokenCounter.rows)
+        self.stepped = False
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """The first optimizer step of this worker group, in the job's events: what a user
+        waits for after submitting (``bench/finetune.py`` measures it from here)."""
+        if not self.stepped:
+            self.stepped = True
+            self.reporter.note(f"first training step done (step {state.global_step})")
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any

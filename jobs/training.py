@@ -2,30 +2,23 @@
 workers on Ray Data shards, with checkpoints, retries, live metrics and best-model export.
 
 The driver builds a ``Plan`` (plain, picklable data) and a ``TorchTrainer``; every worker
-runs ``worker_loop(plan)`` and reports metrics and restarts to the driver, which records them
-(workers never open the registry). Ray Train restarts the worker group after a worker or node
-dies (up to ``retries`` times) and the loop resumes from Ray's latest *complete* checkpoint:
-model, optimizer, scheduler, step and RNG state, through the Trainer's own resume.
+runs ``worker_loop(plan)`` (``jobs/train_worker.py``) and reports metrics and restarts to the
+driver, which records them (workers never open the registry). The driver never imports the
+Hugging Face ``Trainer`` (measured: importing ``jobs.training`` with it took 5.5 s on 2
+cores). Ray Train restarts the worker group after a worker or node dies (up to ``retries``
+times) and the loop resumes from Ray's latest *complete* checkpoint: model, optimizer,
+scheduler, step and RNG state, through the Trainer's own resume.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-import transformers
-from torch.utils.data import DataLoader, IterableDataset
-from transformers import Trainer, TrainingArguments
-
 from jobs.context import DatasetFacts, JobContext
-from jobs.data.collate import LengthGroupedBatches, PadCollate
 from jobs.data.pipeline import PreparedData
-from jobs.metrics import perplexity
 from jobs.specs.training import TrainingJobSpec
-from jobs.trainer_callbacks import MetricsReport, ReportCheckpoint, TimeBudget
 from jobs.worker_reports import DriverSink
 
 
@@ -48,6 +41,7 @@ class Plan:
     strategy: str
     group_by_length: bool = False
     attempt: int = 1  # the job's driver attempt (a new one after a driver died)
+    cache_eval: bool = True  # keep the eval batches in the workers after the first pass
     mlm_probability: float | None = None
     num_labels: int | None = None
     label_names: list[str] | None = None
@@ -55,14 +49,7 @@ class Plan:
     best_metric: str = "loss"
 
 
-# FSDP2 (``fully_shard``) on each transformer layer (the model's ``_no_split_modules``) and the
-# root; checkpoints as torch distributed checkpoints, one shard per rank.
-FSDP_CONFIG = {
-    "version": 2,
-    "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
-    "reshard_after_forward": True,
-    "state_dict_type": "SHARDED_STATE_DICT",
-}
+CACHED_EVAL_ROWS = 20_000  # larger eval splits stream through Ray Data at every evaluation
 
 
 def schedule(spec: TrainingJobSpec, train_rows: int) -> tuple[int, int, int]:
@@ -109,303 +96,11 @@ def fit(spec: TrainingJobSpec, ctx: JobContext, plan: Plan, data: PreparedData) 
     return dict(result.return_value)
 
 
-# --- the worker side --------------------------------------------------------------------------
-
-
 def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
-    """``train_loop_per_worker``: train on this worker's shard, resume after restarts."""
-    import ray.train
+    """``train_loop_per_worker``: a shim, so that only the workers import the worker side."""
+    from jobs.train_worker import worker_loop as run
 
-    plan, reporter = Plan(**config["plan"]), config["reporter"]
-    rank = ray.train.get_context().get_world_rank()
-    # Ray Train hands back the latest complete checkpoint of this run: after a worker group
-    # restart, and also to a new attempt's driver (same run name and storage: Ray reloads
-    # its checkpoint list from the run folder).
-    checkpoint = ray.train.get_checkpoint()
-    resume = str(Path(checkpoint.path) / "checkpoint") if checkpoint is not None else None
-    if rank == 0:
-        _report_start(plan, reporter, resume)
-    nodes = _worker_nodes()
-    if plan.num_workers == 1:
-        _run_as_single_process()
-    metrics = MetricsReport(reporter, plan.task, plan.max_steps, plan.num_workers)
-    trainer = build_trainer(plan, metrics if rank == 0 else None)
-    trainer.train(resume_from_checkpoint=resume)
-    params = _params_per_rank(trainer.model_wrapped)
-    final = trainer.evaluate(metric_key_prefix="final")
-    if plan.task == "fill-mask":
-        final["final_perplexity"] = perplexity(final["final_loss"])
-    export(trainer, plan)  # every rank: a sharded model is gathered collectively
-    if trainer.is_world_process_zero():
-        metrics.send(final, trainer.state.global_step, "final")
-        return {
-            "metrics": {
-                k.removeprefix("final_"): v
-                for k, v in final.items()
-                if k
-                not in (
-                    "final_runtime",
-                    "final_samples_per_second",
-                    "final_steps_per_second",
-                    "epoch",
-                )
-            },
-            "global_step": trainer.state.global_step,
-            "worker_nodes": nodes,
-            "params_per_rank": params,
-            "best_checkpoint": trainer.state.best_model_checkpoint,
-        }
-    return None
-
-
-def _worker_nodes() -> list[str]:
-    """The Ray node of every rank (where the placement strategy put the workers)."""
-    import ray
-    import torch.distributed as dist
-
-    node = ray.get_runtime_context().get_node_id()
-    if not dist.is_available() or not dist.is_initialized():
-        return [node]
-    nodes: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(nodes, node)
-    return [str(n) for n in nodes]
-
-
-def _params_per_rank(model: Any) -> list[int]:
-    """The parameters each rank holds: the whole model under DDP, its shard under FSDP."""
-    import torch.distributed as dist
-    from torch.distributed.tensor import DTensor
-
-    local = sum(
-        p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in model.parameters()
-    )
-    if not dist.is_available() or not dist.is_initialized():
-        return [local]
-    counts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(counts, local)
-    return [int(c) for c in counts]
-
-
-def _report_start(plan: Plan, reporter: Any, resume: str | None) -> None:
-    """Rank 0 tells the driver how this worker group starts: a restart within this attempt
-    (a marker in the attempt's output folder, which every node sees, says an earlier group
-    started) is RETRYING then RUNNING; the first group of a later attempt notes where the
-    job resumes."""
-    marker = Path(plan.output_dir) / ".started"
-    if marker.exists():
-        reporter.restarted(*_restart_facts(resume))
-        return
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    if plan.attempt > 1:
-        how = _restart_facts(resume)[1]
-        reporter.note(f"attempt {plan.attempt}: {how}")
-
-
-def _run_as_single_process() -> None:
-    """Alone, a worker needs no DDP: Ray Train sets LOCAL_RANK and a process group even for
-    one worker, and accelerate then wraps the model in DistributedDataParallel, whose gradient
-    bucketing and all-reduce made every CPU step about a quarter slower (measured)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK"):
-        os.environ.pop(key, None)
-
-
-def _restart_facts(checkpoint_dir: str | None) -> tuple[str, str]:
-    """(why, how) of a restart of the worker group, for the job's RETRYING/RUNNING events."""
-    import json
-
-    if checkpoint_dir is None:
-        why, how = "restarting from scratch: no complete checkpoint yet", "restarted from step 0"
-    else:
-        state = json.loads((Path(checkpoint_dir) / "trainer_state.json").read_text())
-        step = state.get("global_step", "?")
-        why = f"restarting from the checkpoint at step {step}"
-        how = f"resumed from step {step} ({checkpoint_dir})"
-    return f"a worker or node died; {why}", how
-
-
-def build_model(plan: Plan) -> Any:
-    if plan.model_config is not None:  # pretraining from scratch
-        config = transformers.AutoConfig.for_model(**plan.model_config)
-        return transformers.AutoModelForMaskedLM.from_config(config)
-    assert plan.model_dir is not None
-    if plan.task == "fill-mask":
-        return transformers.AutoModelForMaskedLM.from_pretrained(
-            plan.model_dir, use_safetensors=True
-        )
-    names = plan.label_names or [str(i) for i in range(plan.num_labels or 2)]
-    model_class = (
-        transformers.AutoModelForTokenClassification
-        if plan.task == "token-classification"
-        else transformers.AutoModelForSequenceClassification
-    )
-    return model_class.from_pretrained(
-        plan.model_dir,
-        use_safetensors=True,
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)},
-        ignore_mismatched_sizes=True,
-    )
-
-
-def training_args(plan: Plan) -> TrainingArguments:
-    t = plan.train
-    best = plan.best_metric
-    extra: dict[str, Any] = {}
-    if plan.strategy == "fsdp":
-        extra["fsdp"] = True
-        extra["fsdp_config"] = FSDP_CONFIG
-    return TrainingArguments(
-        output_dir=plan.output_dir,
-        max_steps=plan.max_steps,
-        per_device_train_batch_size=t["batch_size"],
-        per_device_eval_batch_size=t["eval_batch_size"],
-        gradient_accumulation_steps=t["grad_accum"],
-        learning_rate=t["lr"],
-        weight_decay=t["weight_decay"],
-        warmup_steps=plan.warmup_steps,
-        lr_scheduler_type=t["lr_schedule"],
-        max_grad_norm=t["max_grad_norm"],
-        seed=t["seed"],
-        bf16=t["precision"] == "bf16",  # autocast; the master weights stay fp32
-        fp16=t["precision"] == "fp16",
-        tf32=True if plan.use_gpu and _tf32_available() else None,  # fp32 matmuls on tensor cores
-        optim="adamw_torch_fused",  # one kernel for all parameters (CPU and GPU)
-        torch_compile=t.get("compile", False),
-        use_cpu=not plan.use_gpu,
-        logging_steps=t["logging_steps"],
-        eval_strategy="steps",
-        eval_steps=plan.eval_steps,
-        save_strategy="steps",
-        save_steps=t["save_steps"] or plan.eval_steps,
-        save_total_limit=t["keep_checkpoints"],
-        load_best_model_at_end=True,
-        metric_for_best_model=f"eval_{best}",
-        greater_is_better=best != "loss",
-        report_to="none",
-        disable_tqdm=True,
-        remove_unused_columns=False,
-        prediction_loss_only=plan.task == "fill-mask",
-        label_names=["labels"],
-        average_tokens_across_devices=False,  # else DDP reports loss x world size
-        ddp_find_unused_parameters=False,
-        dataloader_pin_memory=plan.use_gpu,
-        **extra,
-    )
-
-
-def _tf32_available() -> bool:
-    from transformers.utils import is_torch_tf32_available
-
-    return bool(is_torch_tf32_available())
-
-
-def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:
-    import ray.train
-
-    from jobs.metrics import argmax_logits, compute_metrics_fn, token_metrics_fn
-
-    collate = PadCollate(
-        plan.tokenizer_dir,
-        plan.mlm_probability,
-        8 if plan.use_gpu else None,
-        token_labels=plan.task == "token-classification",
-    )
-    batch = plan.train["batch_size"]
-    train_shard = ray.train.get_dataset_shard("train")
-    if plan.group_by_length:
-        train_iter: Any = LengthGroupedBatches(train_shard, batch, collate)
-    else:
-        train_iter = train_shard.iter_torch_batches(
-            batch_size=batch, collate_fn=collate, prefetch_batches=2
-        )
-    eval_iter = ray.train.get_dataset_shard("eval").iter_torch_batches(
-        batch_size=plan.train["eval_batch_size"], collate_fn=collate
-    )
-    callbacks: list[Any] = [ReportCheckpoint()]
-    if plan.train.get("max_seconds"):
-        callbacks.append(TimeBudget(plan.train["max_seconds"]))
-    if metrics is not None:  # rank 0
-        callbacks.append(metrics)
-    compute, preprocess = None, None
-    if plan.task == "text-classification":
-        compute = compute_metrics_fn(plan.metrics, plan.num_labels or 2)
-    elif plan.task == "token-classification":  # argmax per batch: no logits accumulate
-        compute, preprocess = token_metrics_fn(plan.metrics, plan.label_names or []), argmax_logits
-    return ShardTrainer(
-        model=build_model(plan),
-        args=training_args(plan),
-        train_dataset=train_iter,
-        eval_dataset=eval_iter,
-        processing_class=transformers.AutoTokenizer.from_pretrained(plan.tokenizer_dir),
-        compute_metrics=compute,
-        preprocess_logits_for_metrics=preprocess,
-        callbacks=callbacks,
-    )
-
-
-class _Batches(IterableDataset):
-    def __init__(self, iterable: Any) -> None:
-        self.iterable = iterable
-
-    def __iter__(self) -> Any:
-        return iter(self.iterable)
-
-
-class ShardTrainer(Trainer):
-    """Feeds the Trainer ready-made batches from a Ray Data shard (what Ray's
-    ``prepare_trainer`` does, extended to our length-grouped iterable). The shards are
-    already split per worker, so the dataloaders are not sharded again.
-
-    With ``fsdp`` it also shards on CPU: accelerate turns its FSDP plugin on only for GPU-like
-    devices and silently falls back to DDP on CPU, although FSDP2's ``fully_shard`` trains
-    over gloo. Turning the plugin on for CPU keeps the whole of accelerate's FSDP2 path:
-    per-layer sharding, sharded (torch distributed checkpoint) saves and resumes, and the
-    best-model reload.
-    """
-
-    def create_accelerator_and_postprocess(self) -> None:
-        super().create_accelerator_and_postprocess()
-        if self.args.fsdp_plugin_args is not None and not self.is_fsdp_enabled:
-            from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
-
-            state = self.accelerator.state
-            state.distributed_type = DistributedType.FSDP
-            state.fsdp_plugin = FullyShardedDataParallelPlugin(**self.args.fsdp_plugin_args)
-            self.is_fsdp_enabled = True
-
-    def get_train_dataloader(self) -> DataLoader:
-        return DataLoader(_Batches(self.train_dataset), batch_size=None)
-
-    def get_eval_dataloader(self, eval_dataset: Any = None) -> DataLoader:
-        return DataLoader(_Batches(eval_dataset or self.eval_dataset), batch_size=None)
-
-
-def export(trainer: Any, plan: Plan) -> None:
-    """The best model (loaded at the end of training) and its tokenizer, as safetensors: one
-    whole model that ``from_pretrained`` loads. Called on every rank: a sharded model's full
-    state dict is gathered collectively, then rank 0 writes it."""
-    if trainer.is_fsdp_enabled:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        full = get_model_state_dict(
-            trainer.model_wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
-        )
-        if trainer.is_world_process_zero():
-            trainer.model.save_pretrained(plan.export_dir, state_dict=full)
-    elif trainer.is_world_process_zero():
-        trainer.save_model(plan.export_dir)
-    if not trainer.is_world_process_zero():
-        return
-    trainer.processing_class.save_pretrained(plan.export_dir)
-    pickled = Path(plan.export_dir) / "training_args.bin"  # torch.save: no pickles in artifacts
-    pickled.unlink(missing_ok=True)
-    (Path(plan.export_dir) / "training_args.json").write_text(trainer.args.to_json_string())
+    return run(config)
 
 
 # --- the whole job, as pretrain and finetune run it ---------------------------------------------
@@ -441,6 +136,7 @@ def train_and_register(
         strategy=spec.scaling.strategy,
         group_by_length=spec.data.group_by_length,
         attempt=ctx.attempt,
+        cache_eval=data.splits["eval"].rows <= CACHED_EVAL_ROWS,
         **plan_fields,
     )
     result = fit(spec, ctx, plan, data)
