@@ -45,6 +45,13 @@ class ReportCheckpoint(TrainerCallback):
         import torch.distributed as dist
         from transformers.trainer_utils import get_last_checkpoint
 
+        if state.global_step >= state.max_steps:
+            # Training is over (every rank sees the same step, so none reports): a worker group
+            # resumed from this checkpoint would take one step past max_steps (the Trainer
+            # checks the limit after a step; seen: a worker killed during the final
+            # evaluation gave 41 of 40 steps). A death from here on resumes from the previous
+            # checkpoint and trains the last steps again.
+            return
         if dist.is_available() and dist.is_initialized():
             dist.barrier()  # every rank has finished writing its files
         metrics: dict[str, Any] = {}
