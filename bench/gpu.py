@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -225,8 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     modes = ["fp32"] if args.smoke else list(MODES)
     started = time.perf_counter()
     train: list[dict] = []
-    import os
-
     cpus = 3 if args.smoke else max(4, (os.cpu_count() or 4))
     with private_cluster(num_cpus=cpus, num_gpus=0 if args.smoke else 1) as (settings, registry):
         for i, (model, base) in enumerate(models.items()):

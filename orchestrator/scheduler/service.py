@@ -156,9 +156,6 @@ class Scheduler:
 
     def admit(self, nodes: list[dict[str, float]]) -> dict[str, Any]:
         with self.registry.session() as session:
-            in_use = total(
-                r for j in store.active_jobs(session) for r in j.resources.get("bundles", [])
-            )
             granted = [
                 b for j in store.active_jobs(session) for b in j.resources.get("bundles", [])
             ]
@@ -168,6 +165,7 @@ class Scheduler:
             ]
         groups = self.node_groups if self.node_groups is not None else self.backend.node_groups()
         scalable = scalable_nodes(groups, nodes)
+        in_use = total(granted)
         decision = plan(queue, nodes, in_use, scalable)
         self.ask_autoscaler(decision.scale_up, granted)
         for job_id in decision.admitted:
