@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ORCH := $(BIN)/orch
 
-.PHONY: install test test-unit lint format demo bench clean
+.PHONY: install browser test test-unit lint format demo bench clean
 
 install: $(VENV)/.installed
 
@@ -20,7 +20,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
-test: install
+# The web console's browser test drives Debian's Chromium through Playwright (Playwright's own
+# browser download needs the internet); installed once, with apt.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the web console's browser test"; \
+		$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }; }
+
+test: install browser
 	$(BIN)/pytest
 
 test-unit: install

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from orchestrator.errors import UsageError
@@ -102,6 +102,24 @@ class Settings(BaseSettings):
         "`orch predict` sends; default: none.",
     )
 
+    server_host: str = Field(
+        "127.0.0.1", description="Address the API server listens on (0.0.0.0: all)."
+    )
+    server_port: int | None = Field(
+        None, description="The API server's port; default 8270, or a free one if that is taken."
+    )
+    server_url: str | None = Field(
+        None,
+        description="URL of the API server the CLI talks to (http://host:8270); default: the "
+        "local one that `orch cluster up` starts.",
+    )
+    token: SecretStr | None = Field(
+        None, description="Your API token (prefer token_file: an environment shows in ps)."
+    )
+    token_file: Path | None = Field(
+        None, description="File holding your API token; default: the local admin's token file."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
@@ -115,6 +133,11 @@ class Settings(BaseSettings):
     @property
     def resolved_artifact_root(self) -> Path:
         return (self.artifact_root or self.home / "artifacts").expanduser().resolve()
+
+    @property
+    def local_token_path(self) -> Path:
+        """The local admin's token, readable by its owner only (`orch cluster up`)."""
+        return self.home / "token"
 
     @property
     def cluster_dir(self) -> Path:

@@ -89,7 +89,9 @@ def _config(folder: Path) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def deploy(settings: Settings, registry: Registry, ref: str, **flags: Any) -> str:
+def deploy(
+    settings: Settings, registry: Registry, ref: str, by: str | None = None, **flags: Any
+) -> str:
     """Serve NAME[:VERSION|@ALIAS] at /models/NAME (a new endpoint, or an update of it);
     returns its URL. Updating a live endpoint keeps every option not given here, its API key
     included (``no_api_key=True`` drops the key)."""
@@ -131,6 +133,7 @@ def deploy(settings: Settings, registry: Registry, ref: str, **flags: Any) -> st
             task=task,
             options=options.model_dump(),
             message=f"deploying {config['ref']}",
+            **({"created_by": by} if by else {}),
         )
     return _run(settings, registry, name, options, config, new=fresh)
 

@@ -47,11 +47,21 @@ class JobFailedError(OrchestratorError):
     """A job that a user waited for ended FAILED or CANCELLED."""
 
 
+class AccessError(OrchestratorError):
+    """No valid API token (401), or a role that may not do this (403)."""
+
+
+class ServerError(OrchestratorError):
+    """The API server could not be reached, or failed."""
+
+
 # What the CLI reports as one line with its exit code, never as a traceback.
 USER_ERRORS = (OrchestratorError, SpecError)
 
 __all__ = [
     "USER_ERRORS",
+    "AccessError",
+    "ServerError",
     "ClusterError",
     "JobFailedError",
     "NotFoundError",

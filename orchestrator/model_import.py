@@ -139,6 +139,7 @@ def import_model(
     name: str,
     task: str | None = None,
     alias: str | None = None,
+    moved_by: str | None = None,
 ) -> Imported:
     """Copy ``folder`` under the artifact root and register it as the next version of
     ``name`` (pointing ``alias`` at it when given), atomically."""
@@ -182,7 +183,7 @@ def import_model(
     def point_alias(session: Any, row: Any) -> None:
         if alias is not None:
             session.flush()
-            store.set_alias(session, name, row.version, alias)
+            store.set_alias(session, name, row.version, alias, moved_by=moved_by)
 
     row = publish_folder(registry, staging, artifact_root / "models" / name, add, point_alias)
     return Imported(

@@ -16,7 +16,11 @@ HEARTBEAT_FRESH_S = 10.0
 
 
 def submit_spec(
-    registry: Registry, spec: Any, priority: int = 0, code_version: str | None = None
+    registry: Registry,
+    spec: Any,
+    priority: int = 0,
+    code_version: str | None = None,
+    submitted_by: str | None = None,
 ) -> int:
     """Insert a QUEUED job for a validated spec and return its id (no Ray involved)."""
     with registry.session() as session:
@@ -31,7 +35,7 @@ def submit_spec(
             resources={"bundles": spec.gang()},
             priority=priority,
             code_version=code_version,
-            submitted_by=_user(),
+            submitted_by=submitted_by or _user(),
         )
         return job.id
 

@@ -14,6 +14,8 @@ from typing import NoReturn
 
 import pytest
 
+from tests.api_server import ApiServer, running_api_server
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 GUTENBERG = SHARED_DATA / "gutenberg_en" / "train.txt"
@@ -125,7 +127,7 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         conn.execute(
             text(
                 "TRUNCATE jobs, job_events, datasets, tokenizers, models, "
-                "model_versions, aliases, alias_events, metrics, deployments, "
+                "model_versions, aliases, alias_events, metrics, deployments, users, audit_log, "
                 "service_state RESTART IDENTITY CASCADE"
             )
         )
@@ -228,3 +230,25 @@ def make_tiny_model(
     tokenizer.model_max_length = 128
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def api_server(tmp_path: Path) -> Iterator[ApiServer]:
+    """A real API server on a fresh SQLite registry, with users admin1, member1, viewer1
+    (tokens in ``.tokens[role]``)."""
+    with running_api_server(tmp_path / "api-home") as api:
+        yield api
+
+
+@pytest.fixture
+def cli_api(orch_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
+    """A real API server on ``orch_home``'s registry, which `orch` commands run in this
+    process (CliRunner) talk to as an admin."""
+    from orchestrator.client import api
+
+    with running_api_server(orch_home) as server:
+        for key, value in server.env("admin").items():
+            monkeypatch.setenv(key, value)
+        api.cache_clear()
+        yield server
+    api.cache_clear()

@@ -32,6 +32,13 @@ TASKS: tuple[str, ...] = (
     "embeddings",
 )
 # What a registered model version is (its head): the task it was trained or imported for.
+ModelTask = Literal[
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "fill-mask",
+    "feature-extraction",
+]
 MODEL_TASKS: tuple[str, ...] = (
     "text-classification",
     "token-classification",

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from orchestrator.cli import cluster, datasets, jobs, models, serve, submit, tokenizers
+from orchestrator.cli import admin, cluster, datasets, jobs, models, serve, submit, tokenizers
 
 
 class OrchGroup(click.Group):
@@ -34,7 +34,9 @@ class OrchGroup(click.Group):
 def cli() -> None:
     """Job orchestration for Hugging Face NLP training on Ray.
 
-    Settings come from ORCH_* environment variables or ~/.config/orch/config.yaml:
+    Commands talk to the API server: ORCH_SERVER_URL with your token in ORCH_TOKEN (or a
+    token_file), else the local one `orch cluster up` starts (you are its admin). Settings
+    come from ORCH_* environment variables or ~/.config/orch/config.yaml; the server's own:
     ORCH_REGISTRY_URL (default: SQLite under ORCH_HOME), ORCH_ARTIFACT_ROOT,
     ORCH_CLUSTER_ADDRESS (default: the local cluster of `orch cluster up`).
     """
@@ -50,6 +52,9 @@ cli.add_command(cluster.cluster)
 cli.add_command(serve.serve)
 cli.add_command(serve.predict)
 cli.add_command(serve.endpoints)
+cli.add_command(admin.users)
+cli.add_command(admin.audit)
+cli.add_command(admin.server)
 
 
 def main() -> None:

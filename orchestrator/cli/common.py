@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from orchestrator.client import Api
     from orchestrator.config import Settings
-    from orchestrator.registry import Registry
 
 format_option = click.option(
     "--format",
@@ -38,10 +38,12 @@ def settings(**overrides: Any) -> Settings:
     return load_settings(**overrides)
 
 
-def registry(s: Settings) -> Registry:
-    from orchestrator.registry import Registry
+def api(start: bool = True) -> Api:
+    """The API server this command talks to (the local one is started unless ``start`` is
+    False)."""
+    from orchestrator.client import api as connect
 
-    return Registry(s.resolved_registry_url)
+    return connect(start)
 
 
 def info(message: str) -> None:
@@ -49,18 +51,19 @@ def info(message: str) -> None:
     click.echo(message, err=True)
 
 
-def iso(value: datetime | None) -> str | None:
-    from orchestrator.registry.store import as_utc
+def short_time(value: str | datetime | None) -> str:
+    """An ISO time (as the API answers) in the local time zone, to the second."""
+    if not value:
+        return "-"
+    dt = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
-    dt = as_utc(value)
-    return dt.isoformat(timespec="seconds") if dt else None
 
-
-def short_time(value: datetime | None) -> str:
-    from orchestrator.registry.store import as_utc
-
-    dt = as_utc(value)
-    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
+def print_messages(answer: dict[str, Any]) -> None:
+    for line in answer.get("messages", []):
+        info(line)
 
 
 def emit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.common import emit, format_option, iso, registry, settings
+from orchestrator.cli.common import api, emit, format_option
 
 COLUMNS = ["id", "uri", "format", "files", "size_bytes", "num_rows", "fingerprint", "created_at"]
 
@@ -19,20 +19,8 @@ def datasets() -> None:
 @format_option
 def list_datasets(limit: int, fmt: str) -> None:
     """Newest first."""
-    from orchestrator.registry import store
-
-    with registry(settings()).session() as session:
-        rows = [
-            {
-                "id": d.id,
-                "uri": d.uri,
-                "format": d.format,
-                "files": len(d.files),
-                "size_bytes": d.size_bytes,
-                "num_rows": d.num_rows,
-                "fingerprint": d.fingerprint if fmt == "json" else d.fingerprint[:12],
-                "created_at": iso(d.created_at),
-            }
-            for d in store.list_datasets(session, limit)
-        ]
+    rows = api().get("/api/datasets", limit=limit)
+    if fmt != "json":
+        for row in rows:
+            row["fingerprint"] = row["fingerprint"][:12]
     emit(rows, COLUMNS, fmt)

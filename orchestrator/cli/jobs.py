@@ -1,4 +1,4 @@
-"""`orch jobs list|show|logs|cancel|why`."""
+"""`orch jobs list|show|logs|cancel|why|metrics|plot`."""
 
 from __future__ import annotations
 
@@ -7,44 +7,27 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import (
+    api,
     emit,
     emit_one,
     format_option,
     info,
-    iso,
-    registry,
-    settings,
+    print_messages,
     short_time,
 )
 
 STATUSES = ["QUEUED", "STARTING", "RUNNING", "RETRYING", "SUCCEEDED", "FAILED", "CANCELLED"]
-LIST_COLUMNS = ["id", "kind", "name", "status", "priority", "created_at", "duration_s", "summary"]
-
-
-def job_row(job: Any) -> dict[str, Any]:
-    from orchestrator.registry.store import as_utc
-
-    start, end = as_utc(job.started_at), as_utc(job.finished_at)
-    summary = (
-        (job.error or "").splitlines()[0][:80]
-        if job.error
-        else (
-            ", ".join(f"{k}={v}" for k, v in (job.result or {}).items() if k != "artifact_uri")
-            or (job.progress or "")
-        )
-    )
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "name": job.name,
-        "status": job.status,
-        "priority": job.priority,
-        "created_at": iso(job.created_at),
-        "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at),
-        "duration_s": round((end - start).total_seconds(), 1) if start and end else None,
-        "summary": summary,
-    }
+LIST_COLUMNS = [
+    "id",
+    "kind",
+    "name",
+    "status",
+    "priority",
+    "submitted_by",
+    "created_at",
+    "duration_s",
+    "summary",
+]
 
 
 @click.group()
@@ -61,31 +44,30 @@ def jobs() -> None:
     help="Only jobs in this state (repeatable).",
 )
 @click.option("--kind", "kinds", multiple=True, help="Only jobs of this kind (repeatable).")
+@click.option("--user", "submitted_by", default=None, help="Only jobs this user submitted.")
 @click.option("--limit", type=int, default=50, show_default=True)
 @format_option
-def list_jobs(statuses: tuple[str, ...], kinds: tuple[str, ...], limit: int, fmt: str) -> None:
+def list_jobs(
+    statuses: tuple[str, ...],
+    kinds: tuple[str, ...],
+    submitted_by: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
     """Newest jobs first."""
-    from orchestrator.registry import store
-
-    with registry(settings()).session() as session:
-        rows = [
-            job_row(j)
-            for j in store.list_jobs(session, [s.upper() for s in statuses], kinds, limit)
-        ]
+    rows = api().get(
+        "/api/jobs",
+        status=[s.upper() for s in statuses],
+        kind=list(kinds),
+        submitted_by=submitted_by,
+        limit=limit,
+    )
     emit(
         rows,
         LIST_COLUMNS,
         fmt,
-        cell=lambda c, v: (
-            short_time_str(v) if c == "created_at" else ("-" if v is None else str(v))
-        ),
+        cell=lambda c, v: short_time(v) if c == "created_at" else ("-" if v is None else str(v)),
     )
-
-
-def short_time_str(value: str | None) -> str:
-    from datetime import datetime
-
-    return short_time(datetime.fromisoformat(value)) if value else "-"
 
 
 @jobs.command("show")
@@ -93,26 +75,7 @@ def short_time_str(value: str | None) -> str:
 @format_option
 def show(job_id: int, fmt: str) -> None:
     """Everything about one job: spec, state history, result or error."""
-    from orchestrator.registry import store
-
-    with registry(settings()).session() as session:
-        job = store.get_job(session, job_id)
-        out = {
-            **job_row(job),
-            "ray_job_id": job.ray_job_id,
-            "attempts": job.attempts,
-            "progress": job.progress,
-            "error": job.error,
-            "result": job.result,
-            "resources": job.resources,
-            "code_version": job.code_version,
-            "submitted_by": job.submitted_by,
-            "spec": job.spec,
-            "events": [
-                {"at": iso(e.at), "from": e.from_status, "to": e.to_status, "reason": e.reason}
-                for e in job.events
-            ],
-        }
+    out = api().get(f"/api/jobs/{job_id}")
     if fmt == "json":
         emit_one(out, fmt)
         return
@@ -123,7 +86,7 @@ def show(job_id: int, fmt: str) -> None:
     click.echo("events")
     for e in events:
         arrow = f"{e['from']} -> " if e["from"] else ""
-        click.echo(f"  {short_time_str(e['at'])}  {arrow}{e['to']}: {e['reason']}")
+        click.echo(f"  {short_time(e['at'])}  {arrow}{e['to']}: {e['reason']}")
     if error:
         click.echo("error")
         click.echo("\n".join(f"  {line}" for line in error.splitlines()))
@@ -145,17 +108,12 @@ def logs(job_id: int, follow: bool) -> None:
     import time
 
     from orchestrator.errors import JobFailedError
-    from orchestrator.ray_client.connection import resolve_cluster
-    from orchestrator.ray_client.logs import follow_logs, job_logs
-    from orchestrator.registry import store
 
-    s = settings()
-    reg = registry(s)
+    server = api()
     waiting_said = False
     while True:  # with -f, wait for a queued job's driver to start
-        with reg.session() as session:
-            job = store.get_job(session, job_id)
-            ray_id, status, error = job.ray_job_id, job.status, job.error
+        job = server.get(f"/api/jobs/{job_id}")
+        ray_id, status, error = job["ray_job_id"], job["status"], job["error"]
         if ray_id is not None or not follow or status in ("CANCELLED", "FAILED"):
             break
         if not waiting_said:
@@ -170,33 +128,21 @@ def logs(job_id: int, follow: bool) -> None:
             f"(`orch jobs why {job_id}` says why it waits)"
         )
         return
-    cluster = resolve_cluster(s)
     if follow:
-        for chunk in follow_logs(cluster, ray_id):
+        for chunk in server.stream(f"/api/jobs/{job_id}/logs", follow="true"):
             click.echo(chunk, nl=False)
-        with reg.session() as session:
-            job = store.get_job(session, job_id)
-            final, error = job.status, job.error
-        if final != "SUCCEEDED":
-            raise JobFailedError(f"job {job_id} {final}: {error or ''}")
+        job = server.get(f"/api/jobs/{job_id}")
+        if job["status"] != "SUCCEEDED":
+            raise JobFailedError(f"job {job_id} {job['status']}: {job['error'] or ''}")
     else:
-        click.echo(job_logs(cluster, ray_id), nl=False)
+        click.echo(server.text(f"/api/jobs/{job_id}/logs"), nl=False)
 
 
 @jobs.command("cancel")
 @click.argument("job_id", type=int)
 def cancel(job_id: int) -> None:
     """Cancel a queued job at once, or stop a running one."""
-    from orchestrator.registry import store
-
-    with registry(settings()).session() as session:
-        outcome = store.request_cancel(session, job_id)
-    messages = {
-        "CANCELLED": f"job {job_id} cancelled",
-        "CANCEL_REQUESTED": f"job {job_id}: stop requested; the scheduler stops its "
-        "driver within seconds",
-    }
-    info(messages.get(outcome, f"job {job_id} already ended ({outcome}); nothing to cancel"))
+    print_messages(api().post(f"/api/jobs/{job_id}/cancel"))
 
 
 @jobs.command("why")
@@ -204,33 +150,7 @@ def cancel(job_id: int) -> None:
 @format_option
 def why(job_id: int, fmt: str) -> None:
     """Why a job is still queued: what it asks for against what is free."""
-    from orchestrator.registry import store
-    from orchestrator.scheduler.admission import fmt as fmt_res
-    from orchestrator.scheduler.admission import total
-    from orchestrator.submission import scheduler_heartbeat
-
-    s = settings()
-    reg = registry(s)
-    with reg.session() as session:
-        job = store.get_job(session, job_id)
-        status, bundles = job.status, job.resources.get("bundles", [])
-    beat = scheduler_heartbeat(s, reg)
-    out: dict[str, Any] = {"id": job_id, "status": status, "asks": fmt_res(total(bundles))}
-    if status != "QUEUED":
-        out["reason"] = f"not waiting: the job is {status}"
-    elif beat is None or beat[1] > 30:
-        age = "never" if beat is None else f"{beat[1]:.0f}s ago"
-        out["reason"] = (
-            f"no scheduler is running for this registry (last seen: {age}); "
-            "start one with `orch cluster up`"
-        )
-    else:
-        view = beat[0]
-        free = {k: view["total"].get(k, 0) - view["in_use"].get(k, 0) for k in view["total"]}
-        out["free"] = fmt_res(free)
-        out["cluster"] = fmt_res(view["total"])
-        out["reason"] = view["waiting"].get(str(job_id), "about to start")
-    emit_one(out, fmt)
+    emit_one(api().get(f"/api/jobs/{job_id}/why"), fmt)
 
 
 @jobs.command("metrics")
@@ -239,14 +159,7 @@ def why(job_id: int, fmt: str) -> None:
 @format_option
 def metrics(job_id: int, name: str | None, fmt: str) -> None:
     """Every value a job logged: step, split (train, eval, final), name, value."""
-    from orchestrator.registry import store
-
-    with registry(settings()).session() as session:
-        store.get_job(session, job_id)
-        rows = [
-            {"step": m.step, "epoch": m.epoch, "split": m.split, "name": m.name, "value": m.value}
-            for m in store.job_metrics(session, job_id, name)
-        ]
+    rows = api().get(f"/api/jobs/{job_id}/metrics", name=name)
     emit(
         rows,
         ["step", "epoch", "split", "name", "value"],
@@ -268,14 +181,12 @@ def plot(job_id: int, output: str) -> None:
     import matplotlib.pyplot as plt
 
     from orchestrator.errors import UsageError
-    from orchestrator.registry import store
 
-    with registry(settings()).session() as session:
-        rows = [
-            (m.split, m.name, m.step, m.value)
-            for m in store.job_metrics(session, job_id)
-            if m.step is not None and m.split in ("train", "eval")
-        ]
+    rows = [
+        (m["split"], m["name"], m["step"], m["value"])
+        for m in api().get(f"/api/jobs/{job_id}/metrics")
+        if m["step"] is not None and m["split"] in ("train", "eval")
+    ]
     series: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for split, name, step, value in rows:
         series.setdefault((split, name), []).append((step, value))

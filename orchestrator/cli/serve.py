@@ -7,16 +7,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.common import (
-    address_option,
-    emit,
-    emit_one,
-    format_option,
-    info,
-    iso,
-    registry,
-    settings,
-)
+from orchestrator.cli.common import api, emit, emit_one, format_option, info, settings
 
 # jobs.specs.serving.TASKS, spelt out: `orch --help` imports nothing beyond click
 TASK_CHOICE = click.Choice(
@@ -85,8 +76,7 @@ def _autoscale(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 )
 @api_key_option
 @click.option("--no-api-key", is_flag=True, help="Drop the API key of the running endpoint.")
-@address_option
-def serve(ref: str, address: str | None, **flags: Any) -> None:
+def serve(ref: str, **flags: Any) -> None:
     """Serve a registered model version at /models/NAME on the cluster's Ray Serve.
 
     With NAME@ALIAS the endpoint follows the alias: `orch models promote` and
@@ -94,15 +84,17 @@ def serve(ref: str, address: str | None, **flags: Any) -> None:
     Serving NAME again updates its endpoint: options not given keep their current values
     (the API key too, unless --no-api-key).
     """
-    from orchestrator import endpoints
-
     if flags["replicas"] and flags["autoscale"]:
         raise click.UsageError("give --replicas or --autoscale, not both")
-    s = settings(cluster_address=address)
+    body = {"ref": ref, **flags}
+    body["api_key"] = flags["api_key"] or settings().serve_api_key
+    if flags["autoscale"] is not None:
+        low, high = flags["autoscale"]
+        body["autoscale"] = {"min_replicas": low, "max_replicas": high}
     info(f"deploying {ref} ...")
-    url = endpoints.deploy(s, registry(s), ref, **flags)
-    info(f"serving {ref} at {url}")
-    click.echo(url)
+    answer = api().post("/api/endpoints", body)
+    info(f"serving {ref} at {answer['url']}")
+    click.echo(answer["url"])
 
 
 @click.command("predict")
@@ -152,12 +144,16 @@ def predict(name: str, api_key: str | None, fmt: str, **given: Any) -> None:
       orch predict nli "The match went to extra time" --labels sport,politics,cooking
       orch predict mlm "paris is the [MASK] of france" --top-k 3
     """
-    from orchestrator import endpoints
+    from urllib.parse import quote
 
-    s = settings()
-    result, version, task = endpoints.predict(
-        s, registry(s), name, lambda task: request_body(task, given), api_key
+    server = api()
+    path = f"/api/endpoints/{quote(name, safe='')}"
+    task = server.get(path, live="false")["task"]
+    answer = server.post(
+        f"{path}/predict",
+        {"body": request_body(task, given), "api_key": api_key or settings().serve_api_key},
     )
+    result, version = answer["result"], answer["version"]
     if fmt == "json":
         click.echo(json.dumps(result))
         return
@@ -300,26 +296,6 @@ def prediction_rows(task: str, result: list[Any]) -> list[dict[str, Any]]:
 ENDPOINT_COLUMNS = ["name", "model", "alias", "task", "replicas", "status", "url", "updated_at"]
 
 
-def endpoint_row(row: Any) -> dict[str, Any]:
-    options = row.options or {}
-    scale = row.autoscaling
-    return {
-        "name": row.name,
-        "model": f"{row.model_version.model.name}:{row.model_version.version}",
-        "alias": row.alias,
-        "task": row.task,
-        "route": row.route,
-        "url": row.url,
-        "replicas": f"{scale['min_replicas']}-{scale['max_replicas']}" if scale else row.replicas,
-        "status": row.status,
-        "message": row.message,
-        "api_key": "required" if options.get("api_key_sha256") else "none",
-        "options": {k: v for k, v in options.items() if k != "api_key_sha256"},
-        "created_at": iso(row.created_at),
-        "updated_at": iso(row.updated_at),
-    }
-
-
 @click.group()
 def endpoints() -> None:
     """Served models: list, show, delete."""
@@ -330,11 +306,7 @@ def endpoints() -> None:
 @format_option
 def list_endpoints(show_all: bool, fmt: str) -> None:
     """Endpoints as the registry records them."""
-    from orchestrator.registry import store
-
-    with registry(settings()).session() as session:
-        rows = [endpoint_row(r) for r in store.list_deployments(session, show_all)]
-    emit(rows, ENDPOINT_COLUMNS, fmt)
+    emit(api().get("/api/endpoints", all=show_all or None), ENDPOINT_COLUMNS, fmt)
 
 
 @endpoints.command("show")
@@ -342,21 +314,16 @@ def list_endpoints(show_all: bool, fmt: str) -> None:
 @format_option
 def show(name: str, fmt: str) -> None:
     """One endpoint: the registry's record and what Serve says of it now."""
-    from orchestrator import endpoints as control
-    from orchestrator.registry import store
+    from urllib.parse import quote
 
-    s = settings()
-    with registry(s).session() as session:
-        out = endpoint_row(store.get_deployment(session, name))
-    out["serve"] = control.live_status(s, name) or "no cluster reachable"
-    emit_one(out, fmt)
+    emit_one(api().get(f"/api/endpoints/{quote(name, safe='')}"), fmt)
 
 
 @endpoints.command("delete")
 @click.argument("name")
 def delete(name: str) -> None:
     """Stop serving NAME (the registry keeps its row, marked DELETED)."""
-    from orchestrator import endpoints as control
+    from urllib.parse import quote
 
-    s = settings()
-    info(f"endpoint {name}: {control.delete(s, registry(s), name)}")
+    answer = api().delete(f"/api/endpoints/{quote(name, safe='')}")
+    info(f"endpoint {name}: {answer['outcome']}")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from orchestrator.cli.common import address_option, code_version, info, registry, settings
+from orchestrator.cli.common import api, code_version, info, print_messages
 
 set_option = click.option(
     "--set",
@@ -42,64 +42,59 @@ def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
     "--wait", is_flag=True, help="Follow the job to its end; exit 0 only if it succeeded."
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@address_option
-def submit(
-    spec_file: str,
-    overrides: tuple[str, ...],
-    priority: int,
-    wait: bool,
-    fmt: str,
-    address: str | None,
-) -> None:
+def submit(spec_file: str, overrides: tuple[str, ...], priority: int, wait: bool, fmt: str) -> None:
     """Queue a job from a spec file and print its id.
 
-    Starts the local cluster and its scheduler when none is running.
+    The spec is checked here first (errors name the file and line), then by the API server.
+    On this machine, starts the local cluster, its scheduler and API server when none runs.
     """
     from jobs.specs import load_spec
-    from orchestrator import submission
-    from orchestrator.errors import OrchestratorError
 
     spec = load_spec(spec_file, list(overrides))
-    s = settings(cluster_address=address)
-    reg = registry(s)
-    submission.check_fits(s, reg, spec)
-    job_id = submission.submit_spec(reg, spec, priority, code_version())
+    answer = api().post(
+        "/api/jobs",
+        {
+            "spec": spec.model_dump(mode="json"),
+            "priority": priority,
+            "code_version": code_version(),
+        },
+    )
+    job_id = answer["id"]
     click.echo(json.dumps({"id": job_id, "status": "QUEUED"}) if fmt == "json" else job_id)
-    info(f"queued job {job_id}: {spec.kind} {spec.name!r}")
-    try:
-        submission.ensure_scheduler(s, reg)
-    except OrchestratorError as exc:
-        raise type(exc)(
-            f"job {job_id} is queued, but no scheduler could be started: {exc.message}", exc.hint
-        ) from None
+    print_messages(answer)
     if wait:
-        follow_to_end(reg, job_id)
+        follow_to_end(job_id)
     else:
         info(f"follow it with `orch jobs show {job_id}` or `orch submit ... --wait`")
 
 
-def follow_to_end(reg, job_id: int) -> None:  # type: ignore[no-untyped-def]
+def follow_to_end(job_id: int, poll: float = 0.5) -> None:
     """Print events and progress to stderr; exit with the job's outcome."""
     import time
 
-    from orchestrator import submission
     from orchestrator.cli.common import short_time
     from orchestrator.errors import JobFailedError
 
     started = time.monotonic()
-
-    def on_event(event) -> None:  # type: ignore[no-untyped-def]
-        arrow = f"{event.from_status} -> " if event.from_status else ""
-        info(f"[{short_time(event.at)}] job {job_id} {arrow}{event.to_status}: {event.reason}")
-
-    def on_progress(message: str) -> None:
-        info(f"  ... {message} ({time.monotonic() - started:.0f}s)")
-
-    outcome = submission.follow(reg, job_id, on_event, on_progress)
-    if outcome.status != "SUCCEEDED":
+    server = api()
+    seen, last_progress = 0, None
+    terminal = ("SUCCEEDED", "FAILED", "CANCELLED")
+    while True:
+        state = server.get(f"/api/jobs/{job_id}/events", after=seen)
+        for e in state["events"]:
+            arrow = f"{e['from']} -> " if e["from"] else ""
+            info(f"[{short_time(e['at'])}] job {job_id} {arrow}{e['to']}: {e['reason']}")
+        seen += len(state["events"])
+        if state["progress"] and state["progress"] != last_progress:
+            last_progress = state["progress"]
+            info(f"  ... {last_progress} ({time.monotonic() - started:.0f}s)")
+        if state["status"] in terminal:
+            break
+        time.sleep(poll)
+    if state["status"] != "SUCCEEDED":
         raise JobFailedError(
-            f"job {job_id} {outcome.status}: {outcome.error or 'no reason given'}",
+            f"job {job_id} {state['status']}: {state['error'] or 'no reason given'}",
             hint=f"`orch jobs show {job_id}` and `orch jobs logs {job_id}`",
         )
-    for key, value in (outcome.result or {}).items():
+    for key, value in (state["result"] or {}).items():
         info(f"  {key}: {value}")

@@ -9,6 +9,8 @@
 - ``jobs_api``: ``RayBackend``, the scheduler's ``Backend`` on the Ray Jobs API.
 - ``serve``: Ray Serve: start it, deploy an application (built on the cluster), delete, status.
 - ``logs``: a job driver's log, whole or followed.
+- ``metrics``: where each node's metrics agent serves Ray's metrics, and the endpoints' ones
+  for the API's ``/metrics``.
 
 Importing this package imports no Ray: each module imports it inside the functions that need
 it, so ``orch --help`` stays fast.

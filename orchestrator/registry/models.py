@@ -199,6 +199,7 @@ class AliasEvent(Base):
     from_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     to_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    moved_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Metric(Base):
@@ -242,6 +243,7 @@ class Deployment(Base):
     options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     message: Mapped[str | None] = mapped_column(Text)
     cluster: Mapped[str | None] = mapped_column(String(256))  # GCS address it runs on
+    created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -256,3 +258,46 @@ class ServiceState(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Role(enum.StrEnum):
+    """What a user may do: viewer reads; member also submits, cancels their own jobs, serves
+    and predicts; admin does everything (promote, rollback, delete, users)."""
+
+    VIEWER = "viewer"
+    MEMBER = "member"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+class User(Base):
+    """Someone with an API token. Only the token's SHA-256 is stored; the token itself is
+    shown once, when the user is added."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """One change made through the API: who, what, on what, when, and the state before and
+    after."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)

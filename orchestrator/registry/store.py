@@ -20,6 +20,7 @@ from orchestrator.registry.models import (
     ACTIVE_STATUSES,
     Alias,
     AliasEvent,
+    AuditEntry,
     Dataset,
     Deployment,
     DeploymentStatus,
@@ -29,8 +30,10 @@ from orchestrator.registry.models import (
     Metric,
     Model,
     ModelVersion,
+    Role,
     ServiceState,
     Tokenizer,
+    User,
     utcnow,
 )
 
@@ -144,9 +147,15 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def list_jobs(
-    session: Session, status: Sequence[str] = (), kind: Sequence[str] = (), limit: int | None = 50
+    session: Session,
+    status: Sequence[str] = (),
+    kind: Sequence[str] = (),
+    limit: int | None = 50,
+    submitted_by: str | None = None,
 ) -> list[Job]:
     query = select(Job).order_by(Job.id.desc())
+    if submitted_by:
+        query = query.where(Job.submitted_by == submitted_by)
     if status:
         query = query.where(Job.status.in_(list(status)))
     if kind:
@@ -173,7 +182,7 @@ def active_jobs(session: Session) -> list[Job]:
     )
 
 
-def request_cancel(session: Session, job_id: int) -> str:
+def request_cancel(session: Session, job_id: int, by: str | None = None) -> str:
     """Cancel a queued job at once, or flag an active one for the scheduler to stop."""
     status = get_job(session, job_id).status
     if status == JobStatus.QUEUED:
@@ -187,13 +196,15 @@ def request_cancel(session: Session, job_id: int) -> str:
                 job_id=job_id,
                 from_status=status,
                 to_status=JobStatus.CANCELLED,
-                reason="cancelled by user while queued",
+                reason=f"cancelled by {by or 'user'} while queued",
             )
         )
         return JobStatus.CANCELLED
     if JobStatus(status).terminal:
         return status
     session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+    if by:
+        note(session, job_id, f"{by} asked to cancel it")
     return "CANCEL_REQUESTED"
 
 
@@ -361,7 +372,9 @@ def aliases_of(session: Session, model_id: int) -> dict[int, list[str]]:
     return out
 
 
-def set_alias(session: Session, name: str, version: int, alias: str) -> int | None:
+def set_alias(
+    session: Session, name: str, version: int, alias: str, moved_by: str | None = None
+) -> int | None:
     """Point ``NAME@alias`` at ``version``; record the move. Returns the previous version."""
     target = get_model_version(session, name, version)
     pointer = session.scalar(
@@ -374,7 +387,11 @@ def set_alias(session: Session, name: str, version: int, alias: str) -> int | No
         pointer.model_version_id, pointer.updated_at = target.id, utcnow()
     session.add(
         AliasEvent(
-            model_id=target.model_id, alias=alias, from_version_id=previous, to_version_id=target.id
+            model_id=target.model_id,
+            alias=alias,
+            from_version_id=previous,
+            to_version_id=target.id,
+            moved_by=moved_by,
         )
     )
     prev_row = session.get(ModelVersion, previous) if previous else None
@@ -483,3 +500,76 @@ def get_state(session: Session, key: str) -> tuple[dict[str, Any], float] | None
     updated = as_utc(row.updated_at)
     assert updated is not None
     return row.value, (utcnow() - updated).total_seconds()
+
+
+# --- users and the audit log --------------------------------------------------------------
+
+
+def add_user(
+    session: Session, name: str, role: Role, token_hash: str, created_by: str | None
+) -> User:
+    """A new user, or a revoked one given a fresh token and role."""
+    user = session.scalar(select(User).where(User.name == name))
+    if user is not None and user.revoked_at is None:
+        raise UsageError(
+            f"user {name} already exists",
+            hint=f"`orch users revoke {name}` first to give them a new token",
+        )
+    if user is None:
+        user = User(name=name)
+        session.add(user)
+    user.role, user.token_hash, user.created_by = role.value, token_hash, created_by
+    user.created_at, user.revoked_at = utcnow(), None
+    session.flush()
+    return user
+
+
+def set_user_token(session: Session, name: str, role: Role, token_hash: str) -> User:
+    """Give ``name`` this token and role, creating or reviving the user (local admin)."""
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        return add_user(session, name, role, token_hash, created_by=None)
+    user.role, user.token_hash, user.revoked_at = role.value, token_hash, None
+    return user
+
+
+def user_by_token_hash(session: Session, token_hash: str) -> User | None:
+    return session.scalar(
+        select(User).where(User.token_hash == token_hash, User.revoked_at.is_(None))
+    )
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFoundError(f"no user named {name}", hint="`orch users list` shows them")
+    return user
+
+
+def list_users(session: Session, include_revoked: bool = False) -> list[User]:
+    query = select(User).order_by(User.name)
+    if not include_revoked:
+        query = query.where(User.revoked_at.is_(None))
+    return list(session.scalars(query))
+
+
+def audit(
+    session: Session,
+    actor: str,
+    action: str,
+    target: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    session.add(AuditEntry(actor=actor, action=action, target=target, before=before, after=after))
+
+
+def list_audit(
+    session: Session, limit: int = 100, actor: str | None = None, action: str | None = None
+) -> list[AuditEntry]:
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if actor:
+        query = query.where(AuditEntry.actor == actor)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    return list(session.scalars(query))

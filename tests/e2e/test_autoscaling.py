@@ -79,6 +79,9 @@ def autoscaling_cluster(
         )
         yield clean_env(home, ORCH_AUTOSCALING_CONFIG=str(config))
     finally:
+        from orchestrator.api.local import stop_servers
+
+        stop_servers(settings)  # started by the first `orch` command
         local.stop_local_cluster(settings)
 
 

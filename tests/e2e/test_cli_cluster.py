@@ -287,7 +287,9 @@ def cluster_state(env: dict[str, str]) -> dict:
 
 def test_address_targets_an_existing_cluster(cli_cluster: dict[str, str], tmp_path: Path) -> None:
     """Another registry (another home) on the module's cluster through --address: its own
-    scheduler, the cluster's token, and jobs that run there."""
+    scheduler and API server, the cluster's token, and jobs that run there."""
+    from orchestrator.ray_client.cluster_info import reachable
+
     info = cluster_state(cli_cluster)
     env = clean_env(
         tmp_path / "home",
@@ -295,15 +297,23 @@ def test_address_targets_an_existing_cluster(cli_cluster: dict[str, str], tmp_pa
         ORCH_DASHBOARD_URL=info["dashboard_url"],
         ORCH_RAY_AUTH_TOKEN_PATH=info["token_path"],
     )
-    up = run_orch(["cluster", "up"], env, check=True)
-    assert "already running" in up.stderr and up.stdout.strip() == info["gcs_address"]
-    proc = run_orch(
-        ["submit", "jobs/configs/tokenizer-wordpiece.yaml", "--set", "name=remote", "--wait"], env
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert not (tmp_path / "home" / "cluster" / "state.json").exists()  # started nothing
-    nodes = json.loads(run_orch(["cluster", "status", "--format", "json"], env, check=True).stdout)
-    assert len(nodes) == 1
+    try:
+        up = run_orch(["cluster", "up"], env, check=True)
+        assert "already running" in up.stderr and up.stdout.strip() == info["gcs_address"]
+        proc = run_orch(
+            ["submit", "jobs/configs/tokenizer-wordpiece.yaml", "--set", "name=remote", "--wait"],
+            env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert not (tmp_path / "home" / "cluster" / "state.json").exists()  # no Ray started
+        nodes = json.loads(
+            run_orch(["cluster", "status", "--format", "json"], env, check=True).stdout
+        )
+        assert len(nodes) == 1
+    finally:  # this home's API server; the module's cluster lives on
+        down = run_orch(["cluster", "down"], env)
+    assert "stopped 1 API server(s)" in down.stderr and "no local cluster" in down.stderr
+    assert reachable(info["gcs_address"])
 
 
 def test_cluster_down_stops_only_its_own_cluster(

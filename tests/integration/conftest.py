@@ -41,6 +41,9 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     finally:
         import ray
 
+        from orchestrator.api.local import stop_servers
+
+        stop_servers(settings)  # the one the `orch` commands of the tests started
         if ray.is_initialized():
             ray.shutdown()
         local.stop_local_cluster(settings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -21,6 +22,7 @@ from orchestrator.ray_client.connection import resolve_cluster
 from orchestrator.ray_client.serve import serve_applications
 from orchestrator.registry import store
 from orchestrator.registry.models import DeploymentStatus
+from tests.api_server import running_api_server
 from tests.conftest import make_tiny_model, run_orch
 
 # every test needs the shared classifier (a fine-tuning job) and two deployments
@@ -265,3 +267,58 @@ def test_a_deleted_endpoint_stops_answering_and_says_so(served: dict) -> None:
     assert [row["status"] for row in rows] == ["DELETED"]
     out = run_orch(["predict", "serve-mlm", "hello"], env)
     assert out.returncode == 2 and "no endpoint named serve-mlm" in out.stderr
+
+
+ENDPOINT_SERIES = (
+    "ray_orch_endpoint_requests_total",
+    "ray_orch_endpoint_errors_total",
+    "ray_orch_endpoint_latency_seconds_count",
+    "ray_orch_endpoint_batch_size_count",
+    "ray_orch_endpoint_batched_requests_total",
+)
+
+
+def endpoint_totals(exposition: str, endpoint: str) -> dict[str, float]:
+    """The series of ``endpoint`` in a /metrics answer, summed over its replicas (errors:
+    the 4xx ones), and the relay's own gauges (``orch_ray_*``, by state)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: Counter[str] = Counter()
+    for family in text_string_to_metric_families(exposition):
+        for s in family.samples:
+            ours = s.labels.get("endpoint") == endpoint and s.labels.get("code") in (None, "4xx")
+            if (ours and s.name in ENDPOINT_SERIES) or s.name.startswith("orch_ray_"):
+                totals[s.name + (f"/{s.labels['state']}" if "state" in s.labels else "")] += s.value
+    return dict(totals)
+
+
+def test_endpoint_requests_errors_latency_and_batches_reach_the_api_metrics(
+    served: dict, tmp_path: Path
+) -> None:
+    """What the replicas record reaches the API server's /metrics, relayed from the Ray
+    nodes' metrics agents (Ray reports custom metrics every ~10 s)."""
+    url = served["urls"]["serve-cls"]
+    # the cluster's home (the API server finds the cluster there), a registry of its own
+    with running_api_server(served["settings"].home, f"sqlite:///{tmp_path / 'api.db'}") as api:
+
+        def scrape() -> dict[str, float]:
+            answer = api.call("GET", "/metrics", role="viewer")
+            assert answer.status_code == 200, answer.text
+            return endpoint_totals(answer.text, "serve-cls")
+
+        before = scrape()
+        for text in ("a fine film", "a dull one", "it rained"):
+            assert http(url, {"inputs": text})[0] == 200
+        assert http(url, {"inputs": 3})[0] == 422
+        wanted = dict(zip(ENDPOINT_SERIES, (4, 1, 4, 3, 3), strict=True))
+        deadline = time.monotonic() + 60
+        while True:
+            seen = scrape()
+            grown = {k: seen.get(k, 0) - before.get(k, 0) for k in ENDPOINT_SERIES}
+            if all(grown[k] >= n for k, n in wanted.items()):
+                break
+            assert time.monotonic() < deadline, f"not relayed in 60 s: {grown}"
+            time.sleep(2)
+    assert seen["orch_ray_cluster_up"] == 1
+    assert seen["orch_ray_metrics_agents/answered"] >= 1
+    assert seen["orch_ray_metrics_agents/failed"] == 0

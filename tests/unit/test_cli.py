@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,24 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.registry import JobStatus, Registry, store
+from tests.api_server import running_api_server
 from tests.conftest import MARS, orch_cmd
 
 
 @pytest.fixture
-def reg(orch_home: Path, registry_url: str, monkeypatch: pytest.MonkeyPatch) -> Registry:
+def reg(
+    orch_home: Path, registry_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Registry]:
+    """The registry behind a real API server that the CLI talks to as an admin."""
+    from orchestrator.client import api
+
     monkeypatch.setenv("ORCH_REGISTRY_URL", registry_url)
-    return Registry(registry_url)
+    with running_api_server(tmp_path / "api-home", registry_url) as server:
+        for key, value in server.env("admin").items():
+            monkeypatch.setenv(key, value)
+        api.cache_clear()
+        yield server.registry
+    api.cache_clear()
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -141,6 +153,7 @@ def test_jobs_list_json_is_an_array_of_objects_with_the_table_columns(reg: Regis
         "name",
         "status",
         "priority",
+        "submitted_by",
         "created_at",
         "duration_s",
         "summary",

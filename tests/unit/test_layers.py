@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "ray")
 # The driver's side of jobs that may use the registry: the job context (the one door job
-# kinds use), the driver entry point, and the demo's closing summary (a client script).
+# kinds use), the driver entry point, and the demo's closing summary (an API client).
 REGISTRY_DOORS = ("jobs.context", "jobs.driver", "jobs.demo")
 
 
@@ -123,6 +123,33 @@ def test_job_kinds_and_workers_reach_the_registry_only_through_the_job_context()
         "job kinds, Ray Train workers and serving must not touch the registry or the control "
         "plane (use JobContext; workers report to the driver):\n" + "\n".join(bad)
     )
+
+
+# Commands that run on the head itself and start the server side: `orch cluster up|down`
+# (they create and migrate the registry, and start the API server) and `orch server`.
+LOCAL_BOOTSTRAP = ("orchestrator.cli.cluster", "orchestrator.cli.admin")
+SERVER_SIDE = (
+    "orchestrator.registry",
+    "orchestrator.submission",
+    "orchestrator.endpoints",
+    "orchestrator.model_import",
+    "orchestrator.scheduler",
+    "orchestrator.ray_client",
+    "sqlalchemy",
+)
+
+
+def test_clients_reach_the_registry_and_the_cluster_only_through_the_api() -> None:
+    edges = edges_under("orchestrator.cli") + imports_of(ROOT / "orchestrator" / "client.py")
+    bad = forbidden([e for e in edges if not within(e.source, *LOCAL_BOOTSTRAP)], *SERVER_SIDE)
+    assert not bad, (
+        "the CLI speaks the API: it opens no database and no Ray connection:\n" + "\n".join(bad)
+    )
+
+
+def test_the_api_does_not_import_its_clients() -> None:
+    bad = forbidden(edges_under("orchestrator.api"), "orchestrator.cli", "orchestrator.client")
+    assert not bad, "the API server imports no client code:\n" + "\n".join(bad)
 
 
 def test_orch_help_imports_no_heavy_library() -> None:

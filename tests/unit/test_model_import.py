@@ -21,6 +21,11 @@ from orchestrator.registry import Registry, store
 from tests.conftest import make_tiny_model, minilm_path
 
 
+@pytest.fixture(autouse=True)
+def _api(cli_api: object) -> None:
+    """Every `orch` command here talks to a real API server on the test's own registry."""
+
+
 def orch(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, list(args))
     return result.exit_code, result.stdout, result.stderr

@@ -244,7 +244,7 @@ def test_endpoint_rows_and_rollback_history(registry_url: str) -> None:
         assert len(store.list_deployments(s, include_deleted=True)) == 1
 
 
-def test_cli_error_paths(orch_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_error_paths(cli_api: object) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["predict", "nope", "hello"])
     assert result.exit_code == 2 and "no endpoint named nope" in result.stderr

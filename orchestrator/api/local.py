@@ -1,0 +1,204 @@
+"""The API server beside a local cluster: started detached by `orch cluster up` (or by the
+first command that needs it), found through ``HOME/servers/REGISTRY-KEY.json``, stopped by
+`orch cluster down`. On a single machine nothing changes for the user: the local user is an
+admin whose token lives in ``HOME/token``, readable by them only, where the CLI finds it."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import Settings
+from orchestrator.errors import ClusterError
+
+DEFAULT_PORT = 8270
+START_TIMEOUT_S = 90.0
+
+
+def server_file(settings: Settings) -> Path:
+    """Where this home's server for this registry says where it listens (one server per
+    registry, as there is one scheduler per registry)."""
+    return settings.home / "servers" / f"{settings.registry_key}.json"
+
+
+def local_user() -> str:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "admin"
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:64] or "admin"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def ensure_local_admin(settings: Settings) -> str:
+    """The local user's admin token: the one in the token file (made an admin's token of this
+    registry if it is not yet: one token for every registry this home uses), else a new one.
+    The registry keeps only its hash."""
+    from orchestrator.api.auth import new_token, token_hash
+    from orchestrator.ray_client.local import file_lock
+    from orchestrator.registry import Registry, store
+    from orchestrator.registry.models import Role
+
+    path = settings.local_token_path
+    registry = Registry(settings.resolved_registry_url)
+    with file_lock(settings.home / "token.lock"):
+        token = path.read_text().strip() if path.is_file() else ""
+        if token:
+            with registry.session() as session:
+                user = store.user_by_token_hash(session, token_hash(token))
+                if user is not None and user.role == Role.ADMIN:
+                    return token
+        token = token or new_token()
+        with registry.session() as session:
+            store.set_user_token(session, local_user(), Role.ADMIN, token_hash(token))
+            store.audit(
+                session,
+                local_user(),
+                "user.local-admin",
+                f"user/{local_user()}",
+                None,
+                {"role": "admin", "token_file": str(path)},
+            )
+        write_private(path, token + "\n")
+        return token
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/health", timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def running_server(settings: Settings) -> dict[str, Any] | None:
+    """The local server of this home, if it runs and answers."""
+    path = server_file(settings)
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not _alive(int(info.get("pid", 0))) or not healthy(info["url"]):
+        return None
+    return dict(info)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def ensure_server(settings: Settings) -> dict[str, Any]:
+    """Start this home's API server unless it runs; returns {url, pid}."""
+    from orchestrator.ray_client.local import file_lock
+
+    with file_lock(settings.home / "server.lock"):
+        info = running_server(settings)
+        if info is not None:
+            return info
+        ensure_local_admin(settings)
+        return _start(settings)
+
+
+def _start(settings: Settings) -> dict[str, Any]:
+    from orchestrator.ray_client.local import pick_port
+
+    port = settings.server_port or pick_port(DEFAULT_PORT)
+    path = server_file(settings)
+    path.unlink(missing_ok=True)
+    log_path = settings.home / "server.log"
+    env = {
+        **os.environ,
+        "ORCH_HOME": str(settings.home),
+        "ORCH_REGISTRY_URL": settings.resolved_registry_url,
+        "ORCH_ARTIFACT_ROOT": str(settings.resolved_artifact_root),
+    }
+    if settings.cluster_address:
+        env["ORCH_CLUSTER_ADDRESS"] = settings.cluster_address
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.api",
+                "--host",
+                settings.server_host,
+                "--port",
+                str(port),
+                "--state-file",
+                str(path),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives the CLI, and its Ctrl-C
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ClusterError(
+                f"the API server exited at start (code {proc.returncode})",
+                hint=f"its log: {log_path}",
+            )
+        info = running_server(settings)
+        if info is not None:
+            return info
+        time.sleep(0.2)
+    proc.kill()
+    raise ClusterError(
+        f"the API server did not answer within {START_TIMEOUT_S:.0f}s", hint=f"its log: {log_path}"
+    )
+
+
+def stop_servers(settings: Settings) -> int:
+    """Stop every API server of this home (one per registry it used); how many ran."""
+    return sum(_stop(path) for path in (settings.home / "servers").glob("*.json"))
+
+
+def stop_server(settings: Settings) -> bool:
+    """Stop this home's API server for this registry; True if one ran."""
+    return _stop(server_file(settings))
+
+
+def _stop(path: Path) -> bool:
+    try:
+        pid = int(json.loads(path.read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return False
+    path.unlink(missing_ok=True)
+    if not _alive(pid):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(50):
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    return True

@@ -1,0 +1,177 @@
+"""The CLI's side of the API: where the server is, the user's token, and calls that turn the
+server's error answers back into our errors (same messages and exit codes as before the API).
+
+The server: ``ORCH_SERVER_URL`` (setting ``server_url``), else this machine's local server,
+which is started (with the local admin's token) when none runs. The token: ``ORCH_TOKEN``,
+else the file ``token_file``, else the local admin's token file. Connection failures are
+retried with backoff, then end in one line naming the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from orchestrator.config import Settings, load_settings
+from orchestrator.errors import (
+    AccessError,
+    ClusterError,
+    JobFailedError,
+    NotFoundError,
+    OrchestratorError,
+    ServerError,
+    SpecError,
+    UsageError,
+)
+
+TIMEOUT = (10.0, 600.0)  # connect, read (a deploy or a scheduler start takes minutes)
+# Connection failures happen before a request is sent, so retrying them is safe for every
+# method; nothing is retried once the server has the request.
+RETRY = Retry(
+    total=None,
+    connect=8,
+    read=0,
+    status=0,
+    other=0,
+    redirect=2,
+    backoff_factor=0.25,
+    backoff_max=8.0,
+    allowed_methods=None,
+    raise_on_status=False,
+)
+BY_NAME: dict[str, type[OrchestratorError]] = {
+    cls.__name__: cls
+    for cls in (AccessError, ClusterError, JobFailedError, NotFoundError, ServerError, UsageError)
+}
+
+
+class Api:
+    """Calls to one API server as one user."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session.mount("http://", HTTPAdapter(max_retries=RETRY))
+        self.session.mount("https://", HTTPAdapter(max_retries=RETRY))
+
+    def request(self, method: str, path: str, stream: bool = False, **kw: Any) -> requests.Response:
+        try:
+            resp = self.session.request(
+                method, self.url + path, timeout=TIMEOUT, stream=stream, **kw
+            )
+        except requests.ConnectionError as exc:
+            raise ServerError(
+                f"cannot reach the API server at {self.url}: {_reason(exc)}",
+                hint="is it running? `orch cluster up` starts the local one; "
+                "ORCH_SERVER_URL names another",
+            ) from None
+        except requests.Timeout:
+            raise ServerError(f"the API server at {self.url} did not answer in time") from None
+        if resp.status_code >= 400:
+            raise error_of(resp)
+        return resp
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=_clean(params)).json()
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.request("POST", path, json=body or {}).json()
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path).json()
+
+    def text(self, path: str, **params: Any) -> str:
+        return self.request("GET", path, params=_clean(params)).text
+
+    def stream(self, path: str, **params: Any) -> Iterator[str]:
+        with self.request("GET", path, stream=True, params=_clean(params)) as resp:
+            resp.encoding = resp.encoding or "utf-8"
+            yield from resp.iter_content(chunk_size=None, decode_unicode=True)
+
+
+def _clean(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None and v != () and v != []}
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for known in ("Connection refused", "Name or service not known", "timed out"):
+        if known in text:
+            return known.lower()
+    return type(exc).__name__
+
+
+def error_of(resp: requests.Response) -> Exception:
+    """The error an API answer stands for."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {"detail": resp.text[:500] or resp.reason}
+    detail, hint, kind = str(body.get("detail")), body.get("hint"), body.get("error", "")
+    if kind == "SpecError":
+        return SpecError(detail)
+    if kind in BY_NAME:
+        return BY_NAME[kind](detail, hint)
+    status = resp.status_code
+    if status in (401, 403):
+        if status == 401:
+            hint = hint or "set ORCH_TOKEN or token_file to your token (`orch users add`)"
+        return AccessError(detail, hint)
+    if status == 404:
+        return NotFoundError(detail, hint)
+    if status in (400, 409, 413, 422):
+        return UsageError(detail, hint)
+    if status == 502 or kind == "EndpointError":
+        return ServerError(detail, hint)
+    return ServerError(f"the API server failed ({status}): {detail}", hint)
+
+
+def read_token(path: Path) -> str:
+    try:
+        return path.expanduser().read_text().strip()
+    except OSError as exc:
+        raise AccessError(
+            f"cannot read the token file {path}: {exc.strerror}",
+            hint="set ORCH_TOKEN, or token_file to a file holding your token",
+        ) from None
+
+
+@cache
+def api(start: bool = True) -> Api:
+    """The API this process talks to; ``start``: start the local server when none runs."""
+    settings = load_settings()
+    return connect(settings, start)
+
+
+def connect(settings: Settings, start: bool = True) -> Api:
+    if settings.server_url:
+        if settings.token is not None:
+            return Api(settings.server_url, settings.token.get_secret_value())
+        path = settings.token_file or settings.local_token_path
+        if settings.token_file is None and not path.is_file():
+            raise AccessError(
+                f"no token for {settings.server_url}",
+                hint="set ORCH_TOKEN, or token_file to a file holding your token",
+            )
+        return Api(settings.server_url, read_token(path))
+    from orchestrator.api import local
+
+    info = local.ensure_server(settings) if start else local.running_server(settings)
+    if info is None:
+        raise ClusterError(
+            "no cluster is running for this home (no API server answers)",
+            hint="`orch cluster up` starts one",
+        )
+    token = (
+        settings.token.get_secret_value()
+        if settings.token is not None
+        else read_token(settings.token_file or settings.local_token_path)
+    )
+    return Api(info["url"], token)
