@@ -1,9 +1,9 @@
 """The CLI's side of the API: where the server is, the user's token, and calls that turn the
 server's error answers back into our errors (same messages and exit codes as before the API).
 
-The server: ``ORCH_SERVER_URL`` (setting ``server_url``), else this machine's local server,
-which is started (with the local admin's token) when none runs. The token: ``ORCH_TOKEN``,
-else the file ``token_file``, else the local admin's token file. Connection failures are
+The server: ``ORCH_SERVER_URL`` (setting ``server_url``) with ``ORCH_TOKEN`` or the file
+``token_file``; else this machine's local server, started when none runs, with the local
+admin's token (``HOME/token``). Connection failures are
 retried with backoff, then end in one line naming the server.
 """
 
@@ -22,6 +22,7 @@ from orchestrator.config import Settings, load_settings
 from orchestrator.errors import (
     AccessError,
     ClusterError,
+    EndpointError,
     JobFailedError,
     NotFoundError,
     OrchestratorError,
@@ -47,7 +48,15 @@ RETRY = Retry(
 )
 BY_NAME: dict[str, type[OrchestratorError]] = {
     cls.__name__: cls
-    for cls in (AccessError, ClusterError, JobFailedError, NotFoundError, ServerError, UsageError)
+    for cls in (
+        AccessError,
+        ClusterError,
+        EndpointError,
+        JobFailedError,
+        NotFoundError,
+        ServerError,
+        UsageError,
+    )
 }
 
 
@@ -62,10 +71,9 @@ class Api:
         self.session.mount("https://", HTTPAdapter(max_retries=RETRY))
 
     def request(self, method: str, path: str, stream: bool = False, **kw: Any) -> requests.Response:
+        kw.setdefault("timeout", TIMEOUT)
         try:
-            resp = self.session.request(
-                method, self.url + path, timeout=TIMEOUT, stream=stream, **kw
-            )
+            resp = self.session.request(method, self.url + path, stream=stream, **kw)
         except requests.ConnectionError as exc:
             raise ServerError(
                 f"cannot reach the API server at {self.url}: {_reason(exc)}",
@@ -91,9 +99,15 @@ class Api:
         return self.request("GET", path, params=_clean(params)).text
 
     def stream(self, path: str, **params: Any) -> Iterator[str]:
-        with self.request("GET", path, stream=True, params=_clean(params)) as resp:
+        """A text answer as it arrives, for as long as it lasts (no read timeout)."""
+        with self.request(
+            "GET", path, stream=True, params=_clean(params), timeout=(TIMEOUT[0], None)
+        ) as resp:
             resp.encoding = resp.encoding or "utf-8"
-            yield from resp.iter_content(chunk_size=None, decode_unicode=True)
+            try:
+                yield from resp.iter_content(chunk_size=None, decode_unicode=True)
+            except requests.RequestException as exc:
+                raise ServerError(f"the stream from {self.url} broke off: {_reason(exc)}") from None
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +142,6 @@ def error_of(resp: requests.Response) -> Exception:
         return NotFoundError(detail, hint)
     if status in (400, 409, 413, 422):
         return UsageError(detail, hint)
-    if status == 502 or kind == "EndpointError":
-        return ServerError(detail, hint)
     return ServerError(f"the API server failed ({status}): {detail}", hint)
 
 
@@ -151,16 +163,15 @@ def api(start: bool = True) -> Api:
 
 
 def connect(settings: Settings, start: bool = True) -> Api:
-    if settings.server_url:
+    if settings.server_url:  # never this machine's local admin token: it is not for them
         if settings.token is not None:
             return Api(settings.server_url, settings.token.get_secret_value())
-        path = settings.token_file or settings.local_token_path
-        if settings.token_file is None and not path.is_file():
+        if settings.token_file is None:
             raise AccessError(
                 f"no token for {settings.server_url}",
                 hint="set ORCH_TOKEN, or token_file to a file holding your token",
             )
-        return Api(settings.server_url, read_token(path))
+        return Api(settings.server_url, read_token(settings.token_file))
     from orchestrator.api import local
 
     info = local.ensure_server(settings) if start else local.running_server(settings)

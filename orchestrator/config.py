@@ -102,6 +102,17 @@ class Settings(BaseSettings):
         "`orch predict` sends; default: none.",
     )
 
+    data_roots: list[Path] | None = Field(
+        None,
+        description="Folders the job data of non-admin users must lie in (the API refuses "
+        "other paths); default: anywhere but the orchestrator's own home. Set it on a shared "
+        "server: jobs read files as the cluster's user.",
+    )
+    server_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins besides the server's own whose state-changing requests the API "
+        "accepts (e.g. https://orch.example behind a TLS proxy).",
+    )
     server_host: str = Field(
         "127.0.0.1", description="Address the API server listens on (0.0.0.0: all)."
     )

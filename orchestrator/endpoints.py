@@ -27,7 +27,7 @@ from jobs.specs.serving import (
     servable_tasks,
 )
 from orchestrator.config import Settings
-from orchestrator.errors import ClusterError, OrchestratorError, UsageError
+from orchestrator.errors import ClusterError, EndpointError, OrchestratorError, UsageError
 from orchestrator.ray_client.cluster_info import ClusterInfo
 from orchestrator.ray_client.connection import resolve_cluster
 from orchestrator.ray_client.serve import run_app, serve_applications, serve_delete
@@ -35,17 +35,6 @@ from orchestrator.registry import Registry, store
 from orchestrator.registry.models import DeploymentStatus, ModelVersion
 
 ROUTE_PREFIX = "/models"
-
-
-class EndpointError(OrchestratorError):
-    """The endpoint answered with an error (its HTTP status and message)."""
-
-    def __init__(self, message: str, hint: str | None = None, status: int = 0) -> None:
-        super().__init__(message, hint)
-        self.status = status
-
-    def __reduce__(self):
-        return (type(self), (self.message, self.hint, self.status))
 
 
 def model_config(version: ModelVersion) -> dict[str, Any]:

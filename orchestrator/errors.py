@@ -47,6 +47,17 @@ class JobFailedError(OrchestratorError):
     """A job that a user waited for ended FAILED or CANCELLED."""
 
 
+class EndpointError(OrchestratorError):
+    """The endpoint answered with an error (its HTTP status and message)."""
+
+    def __init__(self, message: str, hint: str | None = None, status: int = 0) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.message, self.hint, self.status))
+
+
 class AccessError(OrchestratorError):
     """No valid API token (401), or a role that may not do this (403)."""
 
@@ -61,6 +72,7 @@ USER_ERRORS = (OrchestratorError, SpecError)
 __all__ = [
     "USER_ERRORS",
     "AccessError",
+    "EndpointError",
     "ServerError",
     "ClusterError",
     "JobFailedError",

@@ -57,7 +57,8 @@ def running_api_server(home: Path, registry_url: str | None = None) -> Iterator[
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    # log_config=None: uvicorn's loggers (the access log too) propagate, so tests see them
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info", log_config=None))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

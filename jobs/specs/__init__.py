@@ -106,8 +106,11 @@ def parse_spec(
     base_dir: str | None = None,
     check_files: bool = True,
     line_map: LineMap | None = None,
+    allowed_roots: list[str] | None = None,
+    forbidden_roots: list[str] | None = None,
 ) -> JobSpecBase:
-    """Validate a spec mapping; raise SpecError listing every problem."""
+    """Validate a spec mapping; raise SpecError listing every problem. ``allowed_roots`` and
+    ``forbidden_roots`` confine the data files it may name (see ``common.resolve_paths``)."""
     line_map = line_map or {}
     kind = data.get("kind")
     if kind not in SPEC_CLASSES:
@@ -117,7 +120,12 @@ def parse_spec(
             f"invalid job spec{f' {source}' if source else ''}",
             [f"kind: {what}; expected one of: {known}"],
         )
-    context = {"base_dir": base_dir or os.getcwd(), "check_files": check_files}
+    context = {
+        "base_dir": base_dir or os.getcwd(),
+        "check_files": check_files,
+        "allowed_roots": allowed_roots,
+        "forbidden_roots": forbidden_roots,
+    }
     try:
         return SPEC_CLASSES[kind].model_validate(data, context=context)
     except ValidationError as exc:

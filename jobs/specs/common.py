@@ -106,19 +106,46 @@ def metrics_not_of_task(task: str, metrics: list[str]) -> str | None:
 
 def resolve_paths(patterns: list[str], info: ValidationInfo) -> list[str]:
     """Make relative paths absolute (against the context's base dir) and, when the context
-    asks for it, check that every pattern matches at least one file."""
+    asks for it, check that every pattern matches at least one file. A server checking a
+    spec for a user puts ``allowed_roots`` (paths must lie under one) and ``forbidden_roots``
+    (paths must neither lie under one nor contain one) in the context."""
     ctx: dict[str, Any] = info.context or {}
     base = Path(ctx.get("base_dir") or os.getcwd())
+    allowed = [os.path.realpath(r) for r in ctx.get("allowed_roots") or []]
+    forbidden = [os.path.realpath(r) for r in ctx.get("forbidden_roots") or []]
     resolved, problems = [], []
     for pattern in patterns:
         path = Path(os.path.expanduser(pattern))
         absolute = str(path if path.is_absolute() else base / path)
         resolved.append(absolute)
-        if ctx.get("check_files", True) and not expand_files([absolute]):
+        where = os.path.realpath(glob_base(absolute))
+        if allowed and not any(_within(where, root) for root in allowed):
+            problems.append(f"{pattern!r} is outside the data folders this server allows")
+        elif any(_within(where, root) or _within(root, where) for root in forbidden):
+            problems.append(f"{pattern!r} would read the orchestrator's own files")
+        elif ctx.get("check_files", True) and not first_file(absolute):
             problems.append(f"no file matches {pattern!r} (looked for {absolute})")
     if problems:
         raise ValueError("; ".join(problems))
     return resolved
+
+
+def glob_base(pattern: str) -> str:
+    """The folder a path or glob starts from: its parts before the first wildcard."""
+    parts = Path(pattern).parts
+    kept = [p for p in parts[: next((i for i, p in enumerate(parts) if glob.has_magic(p)), None)]]
+    return str(Path(*kept)) if kept else os.sep
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def first_file(pattern: str) -> str | None:
+    """One file a path, glob or folder names (without walking all of them)."""
+    if os.path.isdir(pattern):
+        return next((str(p) for p in Path(pattern).rglob("*") if p.is_file()), None)
+    return next((p for p in glob.iglob(pattern, recursive=True) if os.path.isfile(p)), None)
 
 
 def expand_files(patterns: list[str]) -> list[str]:

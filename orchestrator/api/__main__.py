@@ -26,10 +26,11 @@ def serve(host: str, port: int, state_file: Path | None = None) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    url = f"http://{shown}:{bound}"
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://[{shown}]:{bound}" if ":" in shown else f"http://{shown}:{bound}"
     if state_file is not None:
-        write_private(state_file, json.dumps({"url": url, "pid": os.getpid()}))
+        record = {"url": url, "pid": os.getpid(), "cluster_address": settings.cluster_address}
+        write_private(state_file, json.dumps(record))
     logging.getLogger("orch.api").info("serving the API and console at %s", url)
     config = uvicorn.Config(app, log_level="info", access_log=True, timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])

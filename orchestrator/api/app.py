@@ -31,6 +31,7 @@ from orchestrator.api.errors import ERROR_RESPONSES, TEXT_RESPONSE
 from orchestrator.config import Settings
 from orchestrator.errors import (
     ClusterError,
+    EndpointError,
     NotFoundError,
     OrchestratorError,
     SpecError,
@@ -61,6 +62,14 @@ def error_body(status: int, detail: str, error: str, hint: str | None = None) ->
     return JSONResponse(body, status_code=status)
 
 
+def refused(status: int, detail: str, error: str) -> JSONResponse:
+    """An answer of the guard itself (no route ran), with the security headers."""
+    response = error_body(status, detail, error)
+    for key, value in SECURITY_HEADERS:
+        response.headers[key.decode()] = value.decode()
+    return response
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or str(loc[0] if loc else "request")
@@ -70,8 +79,10 @@ class Guard:
     """ASGI middleware: refuses oversized bodies (413) and cross-origin changes (403), and
     adds the security headers to every answer."""
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
-        self.app, self.max_body = app, max_body
+    def __init__(
+        self, app: ASGIApp, max_body: int = MAX_BODY_BYTES, origins: tuple[str, ...] = ()
+    ) -> None:
+        self.app, self.max_body, self.origins = app, max_body, frozenset(origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,14 +91,14 @@ class Guard:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         if scope["method"] in UNSAFE_METHODS:
             origin = headers.get("origin")
-            if origin and origin != own_origin(scope, headers):
-                await error_body(
+            if origin and origin != own_origin(scope, headers) and origin not in self.origins:
+                await refused(
                     403, f"cross-origin request from {origin} refused", "CrossOriginError"
                 )(scope, receive, send)
                 return
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            await error_body(
+            await refused(
                 413,
                 f"request body of {length} bytes is over the {self.max_body}-byte limit",
                 "PayloadTooLarge",
@@ -103,7 +114,7 @@ class Guard:
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
                 if len(body) > self.max_body:
-                    await error_body(
+                    await refused(
                         413,
                         f"request body is over the {self.max_body}-byte limit",
                         "PayloadTooLarge",
@@ -155,6 +166,24 @@ def redact_logs() -> None:
             logger.addFilter(REDACT)
 
 
+STATUS_OF: list[tuple[type[OrchestratorError], int]] = [
+    (NotFoundError, 404),
+    (UsageError, 400),
+    (ClusterError, 503),
+]
+
+
+def status_of(exc: OrchestratorError) -> int:
+    """The HTTP status of one of our errors (409: not possible in the current state)."""
+    if isinstance(exc, EndpointError):
+        # what the endpoint said of the request, passed on, but never as the API's own
+        # 401/403 (a missing endpoint key is not a bad API token): those become 400
+        if not 400 <= exc.status < 500:
+            return 502
+        return 400 if exc.status in (401, 403) else exc.status
+    return next((status for kind, status in STATUS_OF if isinstance(exc, kind)), 409)
+
+
 def own_origin(scope: Scope, headers: dict[str, str]) -> str:
     host = headers.get("host", "")
     return f"{scope.get('scheme', 'http')}://{host}"
@@ -169,7 +198,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         title="orch",
         version=__version__,
         summary="Job orchestration for Hugging Face NLP training on Ray",
-        docs_url="/api/docs",
+        docs_url=None,  # Swagger UI loads from a CDN: nothing is fetched from the internet
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -189,20 +218,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
 
     @app.exception_handler(OrchestratorError)
     async def _ours(_: Request, exc: OrchestratorError) -> JSONResponse:
-        endpoint_status = getattr(exc, "status", 0)  # EndpointError: what the endpoint said
-        status = (
-            endpoint_status
-            if 400 <= endpoint_status < 500
-            else 502
-            if type(exc).__name__ == "EndpointError"
-            else 404
-            if isinstance(exc, NotFoundError)
-            else 400
-            if isinstance(exc, UsageError)
-            else 503
-            if isinstance(exc, ClusterError)
-            else 409
-        )
+        status = status_of(exc)
         return error_body(status, exc.message, type(exc).__name__, exc.hint)
 
     @app.exception_handler(SpecError)
@@ -239,5 +255,5 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     def _root() -> RedirectResponse:
         return RedirectResponse("/console/")
 
-    app.add_middleware(Guard)
+    app.add_middleware(Guard, origins=tuple(settings.server_origins))
     return app

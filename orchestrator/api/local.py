@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config import Settings
-from orchestrator.errors import ClusterError
+from orchestrator.errors import ClusterError, UsageError
 
 DEFAULT_PORT = 8270
 START_TIMEOUT_S = 90.0
@@ -67,8 +67,16 @@ def ensure_local_admin(settings: Settings) -> str:
                 if user is not None and user.role == Role.ADMIN:
                     return token
         token = token or new_token()
+        name = local_user()
         with registry.session() as session:
-            store.set_user_token(session, local_user(), Role.ADMIN, token_hash(token))
+            known = store.find_user(session, name)
+            if known is not None and (known.created_by is not None or known.revoked_at):
+                raise UsageError(
+                    f"this registry has a user {name} that is not this machine's local admin "
+                    + ("(revoked)" if known.revoked_at else f"(added by {known.created_by})"),
+                    hint="use a token an admin gave you: ORCH_TOKEN or token_file",
+                )
+            store.set_user_token(session, name, Role.ADMIN, token_hash(token))
             store.audit(
                 session,
                 local_user(),
@@ -96,9 +104,20 @@ def running_server(settings: Settings) -> dict[str, Any] | None:
         info = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not _alive(int(info.get("pid", 0))) or not healthy(info["url"]):
+    if not _ours(int(info.get("pid", 0)), path) or not healthy(info["url"]):
         return None
     return dict(info)
+
+
+def _ours(pid: int, state_file: Path) -> bool:
+    """Whether ``pid`` is the API server that writes ``state_file`` (a pid can be reused)."""
+    import psutil
+
+    try:
+        cmdline = psutil.Process(pid).cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return "orchestrator.api" in cmdline and str(state_file) in cmdline
 
 
 def _alive(pid: int) -> bool:
@@ -113,22 +132,42 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def ensure_server(settings: Settings) -> dict[str, Any]:
-    """Start this home's API server unless it runs; returns {url, pid}."""
+def ensure_server(settings: Settings, replace: bool = False) -> dict[str, Any]:
+    """Start this home's API server unless it runs; returns {url, pid}. A server started for
+    another cluster address is replaced when ``replace`` (`orch cluster up`), else refused."""
     from orchestrator.ray_client.local import file_lock
 
     with file_lock(settings.home / "server.lock"):
         info = running_server(settings)
-        if info is not None:
+        if info is not None and info.get("cluster_address") == settings.cluster_address:
             return info
+        if info is not None:  # started for another cluster (`orch cluster up --address`)
+            if not replace:
+                raise UsageError(
+                    f"this home's API server works with cluster "
+                    f"{info.get('cluster_address') or 'the local one'}, not "
+                    f"{settings.cluster_address or 'the local one'}",
+                    hint="`orch cluster up` (with or without --address) moves it",
+                )
+            stop_server(settings)
         ensure_local_admin(settings)
         return _start(settings)
 
 
 def _start(settings: Settings) -> dict[str, Any]:
-    from orchestrator.ray_client.local import pick_port
+    from orchestrator.ray_client.local import port_free
 
-    port = settings.server_port or pick_port(DEFAULT_PORT)
+    if settings.server_port:
+        return _spawn(settings, settings.server_port)
+    if port_free(DEFAULT_PORT):
+        try:
+            return _spawn(settings, DEFAULT_PORT)
+        except ClusterError:  # another home's server took it meanwhile
+            pass
+    return _spawn(settings, 0)  # the server binds a free port and records it
+
+
+def _spawn(settings: Settings, port: int) -> dict[str, Any]:
     path = server_file(settings)
     path.unlink(missing_ok=True)
     log_path = settings.home / "server.log"
@@ -138,6 +177,7 @@ def _start(settings: Settings) -> dict[str, Any]:
         "ORCH_REGISTRY_URL": settings.resolved_registry_url,
         "ORCH_ARTIFACT_ROOT": str(settings.resolved_artifact_root),
     }
+    env.pop("ORCH_CLUSTER_ADDRESS", None)
     if settings.cluster_address:
         env["ORCH_CLUSTER_ADDRESS"] = settings.cluster_address
     with open(log_path, "ab") as log:
@@ -192,7 +232,7 @@ def _stop(path: Path) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     path.unlink(missing_ok=True)
-    if not _alive(pid):
+    if not _ours(pid, path):
         return False
     os.kill(pid, signal.SIGTERM)
     for _ in range(50):

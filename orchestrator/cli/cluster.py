@@ -43,7 +43,7 @@ def up(num_cpus: float | None, num_gpus: float | None, address: str | None) -> N
         cluster_info, started = local.start_local_cluster(s, num_cpus, num_gpus)
     Registry(s.resolved_registry_url)  # create and migrate the registry first
     pid = scheduler_host.ensure_scheduler(s, cluster_info)
-    server = api_server.ensure_server(s)
+    server = api_server.ensure_server(s, replace=True)
     info(("started" if started else "already running") + f": Ray at {cluster_info.gcs_address}")
     info(
         f"  dashboard and Jobs API: {cluster_info.dashboard_url} (token: {cluster_info.token_path})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,18 @@ def resolve_cluster(settings: Settings, start: bool = False) -> ClusterInfo:
     return start_local_cluster(settings)[0]
 
 
+_init_lock = threading.Lock()  # the API server connects from several request threads
+
+
 def connect(info: ClusterInfo) -> Any:
     """``ray.init`` against the cluster with its token (no stray attaching to 'auto')."""
     os.environ.update(info.auth_env())
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    if not ray.is_initialized():
+    with _init_lock:
+        if ray.is_initialized():
+            return ray
         try:
             ray.init(
                 address=info.gcs_address,

@@ -539,6 +539,10 @@ def user_by_token_hash(session: Session, token_hash: str) -> User | None:
     )
 
 
+def find_user(session: Session, name: str) -> User | None:
+    return session.scalar(select(User).where(User.name == name))
+
+
 def get_user(session: Session, name: str) -> User:
     user = session.scalar(select(User).where(User.name == name))
     if user is None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
 import requests
 
 from orchestrator.registry import store
 from tests.api_server import ApiServer
+from tests.conftest import MARS
 
 PUBLIC = {("get", "/api/health"), ("get", "/api/openapi.json")}
 # What each role may do beyond reading: members submit, cancel (their own), serve, predict
@@ -75,7 +77,7 @@ def test_tokens_never_reach_logs_or_answers(
     assert api_server.call("GET", "/api/users", "admin").text.count("orch_") == 0
     server_side = ("uvicorn", "orch", "fastapi", "starlette")
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(server_side))
-    assert "GET /api/jobs" in logged or not logged  # the access log, when it is on
+    assert "GET /api/jobs" in logged and "orch_[redacted]" in logged  # the access log
     for token in (secret, issued, *api_server.tokens.values()):
         assert token not in logged
     with api_server.registry.session() as s:
@@ -161,3 +163,86 @@ def test_a_revoked_token_is_refused_at_once(api_server: ApiServer) -> None:
     assert api_server.call("GET", "/api/jobs", role=None, headers=headers).status_code == 401
     own = api_server.call("DELETE", "/api/users/admin1", "admin")
     assert own.status_code == 400 and "cannot revoke their own" in own.json()["detail"]
+
+
+def test_a_member_changes_only_the_endpoints_they_deployed(api_server: ApiServer) -> None:
+    from orchestrator.registry.models import DeploymentStatus
+
+    with api_server.registry.session() as s:
+        v = store.add_model_version(s, name="clf", task="text-classification", artifact_uri="/a")
+        s.flush()
+        store.save_deployment(
+            s, "clf", model_version_id=v.id, route="/models/clf", status=DeploymentStatus.RUNNING,
+            task="text-classification", created_by="admin1",
+        )  # fmt: skip
+    body = {"ref": "clf:1", "no_api_key": True}
+    refused = api_server.call("POST", "/api/endpoints", "member", json=body)
+    assert refused.status_code == 403 and "deployed by admin1" in refused.json()["detail"]
+    with api_server.registry.session() as s:
+        assert store.get_deployment(s, "clf").status == DeploymentStatus.RUNNING  # untouched
+
+
+def test_members_jobs_read_data_only_where_the_server_allows(
+    api_server: ApiServer, tmp_path: Path
+) -> None:
+    def submit(role: str, files: list[str]) -> requests.Response:
+        spec = {"kind": "tokenizer", "name": "t", "data": {"files": files}}
+        return api_server.call("POST", "/api/jobs", role, json={"spec": spec})
+
+    token_file = api_server.settings.home / "token"
+    token_file.write_text("orch_secret\n")
+    refused = submit("member", [str(token_file)])
+    assert refused.status_code == 422
+    assert "would read the orchestrator's own files" in refused.json()["detail"]
+    assert submit("member", ["/"]).status_code == 422  # a folder holding the home: refused
+    api_server.settings.data_roots = [tmp_path / "data"]
+    (tmp_path / "data").mkdir()
+    outside = submit("member", [str(MARS)])
+    assert "outside the data folders this server allows" in outside.json()["detail"]
+    (tmp_path / "data" / "x.txt").symlink_to(token_file)  # a link out of the data folder
+    linked = submit("member", [str(tmp_path / "data" / "x.txt")])
+    assert "outside the data folders this server allows" in linked.json()["detail"]
+    with api_server.registry.session() as s:  # nothing was queued
+        assert store.list_jobs(s) == []
+
+
+def test_an_endpoints_own_refusals_are_not_the_apis() -> None:
+    from orchestrator.api.app import status_of
+    from orchestrator.errors import EndpointError
+
+    assert status_of(EndpointError("a key is required", status=401)) == 400
+    assert status_of(EndpointError("bad input", status=422)) == 422
+    assert status_of(EndpointError("does not answer")) == 502
+    assert status_of(EndpointError("failed", status=500)) == 502
+
+
+def test_a_remote_server_never_gets_the_local_admin_token(
+    monkeypatch: pytest.MonkeyPatch, orch_home: Path
+) -> None:
+    from orchestrator.client import connect
+    from orchestrator.config import load_settings
+    from orchestrator.errors import AccessError
+
+    orch_home.mkdir(parents=True, exist_ok=True)
+    (orch_home / "token").write_text("orch_local-admin\n")
+    monkeypatch.delenv("ORCH_TOKEN")
+    with pytest.raises(AccessError, match="no token for http://127.0.0.1:9"):
+        connect(load_settings())
+
+
+def test_cluster_down_stops_only_our_server_processes(orch_home: Path) -> None:
+    import json
+    import subprocess
+
+    from orchestrator.api.local import stop_servers
+    from orchestrator.config import Settings
+
+    other = subprocess.Popen(["sleep", "60"])  # a process that reused a recorded pid
+    try:
+        state = orch_home / "servers" / "x.json"
+        state.parent.mkdir(parents=True)
+        state.write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": other.pid}))
+        assert stop_servers(Settings(home=orch_home)) == 0
+        assert other.poll() is None and not state.exists()
+    finally:
+        other.kill()

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api", tags=["admin"])
 
 
 @router.get("/health")
-def health() -> dict:
+async def health() -> dict:  # async: answers even while every worker thread is busy
     """Liveness; needs no token and says nothing about the registry."""
     return {"status": "ok"}
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, model_validator
 
 from jobs.specs.serving import Task
 from orchestrator.api import views
 from orchestrator.api.auth import Principal, admin, member, viewer
 from orchestrator.registry import store
+from orchestrator.registry.models import Role
 
 router = APIRouter(prefix="/api/endpoints", tags=["endpoints"])
 
@@ -54,13 +55,22 @@ def serve(body: ServeRequest, request: Request, user: Principal = Depends(member
     with registry.session() as session:
         running = store.live_deployment(session, name)
         before = views.endpoint_row(running) if running else None
+    if before and not user.may(Role.ADMIN) and before["created_by"] != user.name:
+        raise HTTPException(
+            403,
+            f"endpoint {name} was deployed by {before['created_by']}: only they or an admin "
+            "may change it (promote moves an alias's endpoint)",
+        )
     flags = body.model_dump(exclude={"ref"})
     if body.autoscale is not None:
         flags["autoscale"] = (body.autoscale.min_replicas, body.autoscale.max_replicas)
-    url = endpoints.deploy(settings, registry, body.ref, by=user.name, **flags)
-    with registry.session() as session:
-        after = views.endpoint_row(store.get_deployment(session, name))
-        store.audit(session, user.name, "endpoint.serve", f"endpoint/{name}", before, after)
+    try:
+        url = endpoints.deploy(settings, registry, body.ref, by=user.name, **flags)
+    finally:  # recorded whatever the outcome: a failed deploy changed the row too
+        with registry.session() as session:
+            row = store.live_deployment(session, name)
+            after = views.endpoint_row(row) if row else None
+            store.audit(session, user.name, "endpoint.serve", f"endpoint/{name}", before, after)
     return {"name": name, "url": url, "messages": [f"serving {body.ref} at {url}"]}
 
 
@@ -117,14 +127,17 @@ def delete(name: str, request: Request, user: Principal = Depends(admin)) -> dic
     settings, registry = request.app.state.settings, request.app.state.registry
     with registry.session() as session:
         before = views.endpoint_row(store.get_deployment(session, name))
-    message = endpoints.delete(settings, registry, name)
-    with registry.session() as session:
-        store.audit(
-            session,
-            user.name,
-            "endpoint.delete",
-            f"endpoint/{name}",
-            before,
-            {"status": "DELETED", "message": message},
-        )
+    message = "failed"
+    try:
+        message = endpoints.delete(settings, registry, name)
+    finally:
+        with registry.session() as session:
+            store.audit(
+                session,
+                user.name,
+                "endpoint.delete",
+                f"endpoint/{name}",
+                before,
+                {"outcome": message},
+            )
     return {"name": name, "outcome": message, "messages": [f"endpoint {name}: {message}"]}

@@ -32,7 +32,13 @@ def submit(body: SubmitRequest, request: Request, user: Principal = Depends(memb
     from orchestrator.errors import OrchestratorError
 
     settings, registry = request.app.state.settings, request.app.state.registry
-    spec = parse_spec(body.spec, source="(request body: spec)")
+    confined = not user.may(Role.ADMIN)  # jobs read files as the cluster's user
+    spec = parse_spec(
+        body.spec,
+        source="(request body: spec)",
+        allowed_roots=[str(r) for r in settings.data_roots or []] if confined else None,
+        forbidden_roots=[str(settings.home)] if confined else None,
+    )
     submission.check_fits(settings, registry, spec)
     job_id = submission.submit_spec(registry, spec, body.priority, body.code_version, user.name)
     with registry.session() as session:
