@@ -33,16 +33,17 @@ from orchestrator.errors import (
 
 TIMEOUT = (10.0, 600.0)  # connect, read (a deploy or a scheduler start takes minutes)
 # Connection failures happen before a request is sent, so retrying them is safe for every
-# method; nothing is retried once the server has the request.
+# method; nothing is retried once the server has the request. Six retries wait about 12 s
+# in all (0.25 s, doubling, at most 4 s each).
 RETRY = Retry(
     total=None,
-    connect=8,
+    connect=6,
     read=0,
     status=0,
     other=0,
     redirect=2,
     backoff_factor=0.25,
-    backoff_max=8.0,
+    backoff_max=4.0,
     allowed_methods=None,
     raise_on_status=False,
 )
