@@ -165,14 +165,7 @@ def api(start: bool = True) -> Api:
 
 def connect(settings: Settings, start: bool = True) -> Api:
     if settings.server_url:  # never this machine's local admin token: it is not for them
-        if settings.token is not None:
-            return Api(settings.server_url, settings.token.get_secret_value())
-        if settings.token_file is None:
-            raise AccessError(
-                f"no token for {settings.server_url}",
-                hint="set ORCH_TOKEN, or token_file to a file holding your token",
-            )
-        return Api(settings.server_url, read_token(settings.token_file))
+        return Api(settings.server_url, token_of(settings, None))
     from orchestrator.api import local
 
     info = local.ensure_server(settings) if start else local.running_server(settings)
@@ -181,9 +174,17 @@ def connect(settings: Settings, start: bool = True) -> Api:
             "no cluster is running for this home (no API server answers)",
             hint="`orch cluster up` starts one",
         )
-    token = (
-        settings.token.get_secret_value()
-        if settings.token is not None
-        else read_token(settings.token_file or settings.local_token_path)
-    )
-    return Api(info["url"], token)
+    return Api(info["url"], token_of(settings, settings.local_token_path))
+
+
+def token_of(settings: Settings, default_file: Path | None) -> str:
+    """``ORCH_TOKEN``, else the ``token_file``, else ``default_file``."""
+    if settings.token is not None:
+        return settings.token.get_secret_value()
+    path = settings.token_file or default_file
+    if path is None:
+        raise AccessError(
+            f"no token for {settings.server_url}",
+            hint="set ORCH_TOKEN, or token_file to a file holding your token",
+        )
+    return read_token(path)

@@ -96,13 +96,14 @@ class Guard:
                     403, f"cross-origin request from {origin} refused", "CrossOriginError"
                 )(scope, receive, send)
                 return
+
+        def too_large(size: str = "") -> JSONResponse:
+            limit = f"over the {self.max_body}-byte limit"
+            return refused(413, f"request body{size} is {limit}", "PayloadTooLarge")
+
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            await refused(
-                413,
-                f"request body of {length} bytes is over the {self.max_body}-byte limit",
-                "PayloadTooLarge",
-            )(scope, receive, send)
+            await too_large(f" of {length} bytes")(scope, receive, send)
             return
         if length is None and scope["method"] in UNSAFE_METHODS:
             # no Content-Length (chunked): read the body here, up to the limit, and replay it
@@ -114,11 +115,7 @@ class Guard:
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
                 if len(body) > self.max_body:
-                    await refused(
-                        413,
-                        f"request body is over the {self.max_body}-byte limit",
-                        "PayloadTooLarge",
-                    )(scope, receive, send)
+                    await too_large()(scope, receive, send)
                     return
             replayed = False
 
@@ -190,7 +187,7 @@ def own_origin(scope: Scope, headers: dict[str, str]) -> str:
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
-    from orchestrator.api.metrics import metrics_route
+    from orchestrator.api.metrics import Relay, metrics_route
     from orchestrator.api.routes import admin, endpoints, jobs
     from orchestrator.api.routes import registry as registry_routes
 
@@ -205,6 +202,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     redact_logs()
     app.state.settings = settings
     app.state.registry = registry or Registry(settings.resolved_registry_url)
+    app.state.metrics_relay = Relay()
     for module in (jobs, registry_routes, endpoints, admin):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.add_api_route(

@@ -79,9 +79,9 @@ def ensure_local_admin(settings: Settings) -> str:
             store.set_user_token(session, name, Role.ADMIN, token_hash(token))
             store.audit(
                 session,
-                local_user(),
+                name,
                 "user.local-admin",
-                f"user/{local_user()}",
+                f"user/{name}",
                 None,
                 {"role": "admin", "token_file": str(path)},
             )

@@ -57,7 +57,7 @@ class ScrapeCollector:
     def collect(self) -> list[Any]:
         settings = self.app.state.settings
         families = registry_metrics(settings, self.app.state.registry)
-        return families + relay_of(self.app).families(settings)
+        return families + self.app.state.metrics_relay.families(settings)
 
 
 # --- the registry's metrics ---------------------------------------------------------------
@@ -273,18 +273,6 @@ class Relay:
 
         threading.Thread(target=fetch, name="orch-metrics-relay", daemon=True).start()
         return future
-
-
-_relay_lock = threading.Lock()
-
-
-def relay_of(app: Any) -> Relay:
-    """The app's relay, made on first use."""
-    with _relay_lock:
-        relay = getattr(app.state, "metrics_relay", None)
-        if relay is None:
-            relay = app.state.metrics_relay = Relay()
-        return relay
 
 
 def relay_gauges(up: bool, answered: int, failed: int) -> list[Any]:

@@ -525,11 +525,11 @@ def add_user(
 
 
 def set_user_token(session: Session, name: str, role: Role, token_hash: str) -> User:
-    """Give ``name`` this token and role, creating or reviving the user (local admin)."""
-    user = session.scalar(select(User).where(User.name == name))
+    """Give ``name`` this token and role, creating the user if needed (the local admin)."""
+    user = find_user(session, name)
     if user is None:
         return add_user(session, name, role, token_hash, created_by=None)
-    user.role, user.token_hash, user.revoked_at = role.value, token_hash, None
+    user.role, user.token_hash = role.value, token_hash
     return user
 
 
