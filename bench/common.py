@@ -49,7 +49,10 @@ def private_cluster(num_cpus: float, num_gpus: float | None = None) -> Any:
 
 
 class PeakMemory:
-    """Samples the summed RSS of a job's processes (driver, train workers, data actors)."""
+    """Samples the summed RSS of a job's processes (driver, train workers, data actors):
+    ``peak``. ``peak_new`` also counts every other process that appeared while it ran (the
+    job's Ray Jobs supervisor, Ray's pooled task workers and helper actors): what the job
+    cost the machine, beyond the processes the markers name."""
 
     def __init__(
         self,
@@ -59,30 +62,40 @@ class PeakMemory:
     ) -> None:
         self.markers, self.include_self = markers, include_self
         self.peak = 0
+        self.peak_new = 0
+        self._before = set(psutil.pids())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
 
     def _run(self, interval: float) -> None:
-        """Finds the job's processes by name every 10 s (a full process scan is not free),
-        and reads only their RSS in between, so that measuring does not slow the job."""
-        tracked: dict[int, psutil.Process] = {}
+        """Finds new processes every 2 s (a full process scan is not free), and reads only
+        their RSS in between, so that measuring does not slow the job."""
+        tracked: dict[int, tuple[psutil.Process, bool]] = {}  # pid -> (process, a job marker)
         last_scan = 0.0
         while not self._stop.is_set():
-            if time.monotonic() - last_scan > 10:
+            if time.monotonic() - last_scan > 2:
                 last_scan = time.monotonic()
                 for proc in psutil.process_iter(["cmdline"]):
                     try:
-                        if any(m in " ".join(proc.info["cmdline"] or []) for m in self.markers):
-                            tracked.setdefault(proc.pid, proc)
+                        line = " ".join(proc.info["cmdline"] or [])
                     except psutil.NoSuchProcess:
                         continue
-            total = psutil.Process().memory_info().rss if self.include_self else 0
-            for pid, proc in list(tracked.items()):
+                    marked = any(m in line for m in self.markers)
+                    known = tracked.get(proc.pid)
+                    if marked or (proc.pid not in self._before and proc.pid != os.getpid()):
+                        tracked[proc.pid] = (proc, marked or bool(known and known[1]))
+            own = psutil.Process().memory_info().rss if self.include_self else 0
+            total, total_new = own, own
+            for pid, (proc, marked) in list(tracked.items()):
                 try:
-                    total += proc.memory_info().rss
+                    rss = proc.memory_info().rss
                 except psutil.NoSuchProcess:
                     tracked.pop(pid)
+                    continue
+                total += rss if marked else 0
+                total_new += rss if pid not in self._before else 0
             self.peak = max(self.peak, total)
+            self.peak_new = max(self.peak_new, total_new)
             time.sleep(interval)
 
     def __enter__(self) -> PeakMemory:

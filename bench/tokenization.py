@@ -87,7 +87,7 @@ def with_ray_data(tokenizer_dir: str, files: list[str]) -> dict:
         interval=0.2, markers=("MapWorker", "ReadText", "MapBatches"), include_self=True
     ) as memory:
         t = time.perf_counter()
-        text, _fingerprint = read_files(Files(files=files, format="text"), "train")
+        text, _fingerprint, _names = read_files(Files(files=files, format="text"), "train")
         ds = tokenize(
             text,
             tokenizer_dir,

@@ -53,10 +53,10 @@ def run(spec: EvaluateJobSpec, ctx: JobContext) -> dict[str, Any]:
     metrics = _metrics_for(spec, task or "", ref)
     if task == "token-classification":
         return _evaluate_tagged(spec, ctx, folder, ref, config, metrics)
-    ds, _ = read_files(spec.data, "files")
+    ds, _, names = read_files(spec.data, "files")
     kind = "classification" if task == "text-classification" else "mlm"
     columns = check_columns(
-        ds, DataSpec.model_construct(columns=spec.data.columns), kind, ", ".join(spec.data.files)
+        names, DataSpec.model_construct(columns=spec.data.columns), kind, ", ".join(spec.data.files)
     )
     ds = ds.limit(spec.data.max_rows) if spec.data.max_rows else ds
     label2id = None

@@ -5,7 +5,6 @@ only in the workers (``jobs.training.worker_loop`` is a shim), never by the driv
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +35,17 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     rank = ray.train.get_context().get_world_rank()
     # Ray Train hands back the latest complete checkpoint of this run: after a worker group
     # restart, and also to a new attempt's driver (same run name and storage: Ray reloads
-    # its checkpoint list from the run folder).
+    # its checkpoint list from the run folder). A single worker (local mode, in the driver)
+    # gets it from the plan: the driver looked for it in the earlier attempts' folders.
     checkpoint = ray.train.get_checkpoint()
-    resume = str(Path(checkpoint.path) / "checkpoint") if checkpoint is not None else None
+    resume = str(Path(checkpoint.path) / "checkpoint") if checkpoint else plan.resume_from
     if rank == 0:
         _report_start(plan, reporter, resume)
     nodes = _worker_nodes()
-    if plan.num_workers == 1:
-        _run_as_single_process()
+    if plan.num_workers == 1:  # Ray sets a worker actor's threads from its CPUs; not ours
+        import torch
+
+        torch.set_num_threads(max(1, round(plan.cpus_per_worker)))
     metrics = MetricsReport(reporter, plan.task, plan.max_steps, plan.num_workers)
     trainer = build_trainer(plan, metrics if rank == 0 else None)
     trainer.train(resume_from_checkpoint=resume)
@@ -116,18 +118,6 @@ def _report_start(plan: Plan, reporter: Any, resume: str | None) -> None:
     if plan.attempt > 1:
         how = _restart_facts(resume)[1]
         reporter.note(f"attempt {plan.attempt}: {how}")
-
-
-def _run_as_single_process() -> None:
-    """Alone, a worker needs no DDP: Ray Train sets LOCAL_RANK and a process group even for
-    one worker, and accelerate then wraps the model in DistributedDataParallel, whose gradient
-    bucketing and all-reduce made every CPU step about a quarter slower (measured)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK"):
-        os.environ.pop(key, None)
 
 
 def _restart_facts(checkpoint_dir: str | None) -> tuple[str, str]:
@@ -245,7 +235,7 @@ def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:
     )
     if plan.cache_eval:
         eval_iter = ReplayedBatches(eval_iter)
-    callbacks: list[Any] = [ReportCheckpoint()]
+    callbacks: list[Any] = [ReportCheckpoint(in_place=plan.num_workers == 1)]
     if plan.train.get("max_seconds"):
         callbacks.append(TimeBudget(plan.train["max_seconds"]))
     if metrics is not None:  # rank 0
@@ -317,6 +307,20 @@ class ShardTrainer(Trainer):
             state.distributed_type = DistributedType.FSDP
             state.fsdp_plugin = FullyShardedDataParallelPlugin(**self.args.fsdp_plugin_args)
             self.is_fsdp_enabled = True
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Every rank takes rank 0's best checkpoint. Each rank decides it by looking for the
+        best step's folder on disk, while rank 0 alone deletes old checkpoints; after a worker
+        group resumed, the ranks once disagreed, and at the end rank 0 waited in the
+        collective load of the best model while rank 1 had moved on: a hang (seen in the
+        FSDP kill-a-worker test)."""
+        super()._save_checkpoint(model, trial)
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            best = [self.state.best_model_checkpoint]
+            dist.broadcast_object_list(best, src=0)
+            self.state.best_model_checkpoint = best[0]
 
     def get_train_dataloader(self) -> DataLoader:
         return DataLoader(_Batches(self.train_dataset), batch_size=None)

@@ -12,6 +12,7 @@ from transformers import TrainerCallback
 
 from jobs.data.collate import TokenCounter
 from jobs.metrics import perplexity
+from jobs.training import COMPLETE
 from jobs.worker_reports import WorkerReporter
 
 NON_METRIC_LOG_KEYS = (
@@ -35,7 +36,14 @@ class ReportCheckpoint(TrainerCallback):
     needs), a fast rank copied the optimizer file while rank 0 was still writing it, and a
     resumed job failed on a truncated file (seen in the kill-a-worker test). Here all ranks
     first meet at a barrier, then rank 0 alone copies the folder and reports it.
+
+    ``in_place``: a single worker (Ray Train's local mode keeps reported checkpoints in memory
+    only) marks the Trainer's own checkpoint folder complete instead of copying it; a later
+    attempt of the job resumes from it (``jobs.training.resume_point``).
     """
+
+    def __init__(self, in_place: bool = False) -> None:
+        self.in_place = in_place
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         import shutil
@@ -51,6 +59,11 @@ class ReportCheckpoint(TrainerCallback):
             # checks the limit after a step; seen: a worker killed during the final
             # evaluation gave 41 of 40 steps). A death from here on resumes from the previous
             # checkpoint and trains the last steps again.
+            return
+        if self.in_place:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                (folder / COMPLETE).touch()
             return
         if dist.is_available() and dist.is_initialized():
             dist.barrier()  # every rank has finished writing its files

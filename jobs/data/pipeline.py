@@ -14,6 +14,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,8 +28,10 @@ from jobs.data.readers import (
     TagScan,
     check_not_empty,
     check_utf8,
+    csv_parse_options,
     default_tag_names,
     fingerprint_files,
+    header_columns,
     read_sentences,
     resolve_files,
     scan_sentences,
@@ -60,9 +63,9 @@ class PreparedData:
 # --- reading ------------------------------------------------------------------------------
 
 
-def read_files(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
+def read_files(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint, list[str]]:
     """A lazy dataset over a split's files, after checking they exist, are not empty and
-    are valid UTF-8 text."""
+    are valid UTF-8 text; with the column names of the first file."""
     if spec.format == "hf":
         return _read_hf(spec, what)
     paths = resolve_files(spec.files, f"data.{what}")
@@ -76,21 +79,18 @@ def read_files(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
     if fmt != "parquet":
         check_utf8(paths)
     fingerprint = fingerprint_files(paths)
+    names = header_columns(paths[0], fmt)
     if fmt in ("csv", "tsv"):
-        import pyarrow.csv as pacsv
-
-        parse = pacsv.ParseOptions(
-            delimiter="\t" if fmt == "tsv" else ",", quote_char=False if fmt == "tsv" else '"'
-        )
-        return ray.data.read_csv(paths, parse_options=parse, **read_args()), fingerprint
+        parse = csv_parse_options(fmt)
+        return ray.data.read_csv(paths, parse_options=parse, **read_args()), fingerprint, names
     if fmt == "jsonl":
-        return ray.data.read_json(paths, lines=True, **read_args()), fingerprint
+        return ray.data.read_json(paths, lines=True, **read_args()), fingerprint, names
     if fmt == "parquet":
-        return ray.data.read_parquet(paths, **read_args()), fingerprint
-    return ray.data.read_text(paths, **read_args()), fingerprint
+        return ray.data.read_parquet(paths, **read_args()), fingerprint, names
+    return ray.data.read_text(paths, **read_args()), fingerprint, names
 
 
-def _read_hf(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
+def _read_hf(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint, list[str]]:
     import datasets
 
     folder = spec.files[0]
@@ -107,7 +107,8 @@ def _read_hf(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint]:
             )
         loaded = loaded[spec.hf_split]
     files = sorted(str(p) for p in Path(folder).rglob("*") if p.is_file())
-    return ray.data.from_huggingface(loaded), fingerprint_files(files)
+    names = list(loaded.column_names)
+    return ray.data.from_huggingface(loaded), fingerprint_files(files), names
 
 
 def read_args() -> dict[str, Any]:
@@ -121,12 +122,11 @@ READ_CPUS = 0.25
 OP_CPUS = 0.125
 
 
-def check_columns(ds: ray.data.Dataset, spec: DataSpec, task: str, source: str) -> dict[str, str]:
+def check_columns(names: list[str], spec: DataSpec, task: str, source: str) -> dict[str, str]:
     """Which file column plays which role (text / text_pair / label); names what is missing.
 
     Columns are not renamed in the pipeline (a projection stage would need a CPU of its own);
     the tokenizer reads them under their own names."""
-    names = ds.schema().names
     roles = {TEXT: spec.columns.text}
     if task == "classification":
         roles[LABEL] = spec.columns.label
@@ -282,8 +282,8 @@ def _tokenizer_pool(
 def _load_split(
     files: Files, spec: DataSpec, task: str, what: str
 ) -> tuple[Any, dict[str, str], Fingerprint]:
-    ds, fingerprint = read_files(files, what)
-    columns = check_columns(ds, spec, task, ", ".join(files.files))
+    ds, fingerprint, names = read_files(files, what)
+    columns = check_columns(names, spec, task, ", ".join(files.files))
     return (ds.limit(spec.max_rows) if spec.max_rows else ds), columns, fingerprint
 
 
@@ -324,10 +324,13 @@ def prepare(
     else:
         train, held = split_by_fraction(train, columns[TEXT], spec.eval_fraction, spec.split_seed)
         eval_columns, eval_fp = columns, train_fp
-    train_rows, train_labels = _count_labels(
-        train, columns.get(LABEL), f"data.train ({spec.train.files[0]})"
-    )
-    eval_rows, eval_labels = _count_labels(held, eval_columns.get(LABEL), "data.eval")
+    with ThreadPoolExecutor(2) as pool:  # two streams at once: each mostly waits on Ray
+        train_count = pool.submit(
+            _count_labels, train, columns.get(LABEL), f"data.train ({spec.train.files[0]})"
+        )
+        eval_count = pool.submit(_count_labels, held, eval_columns.get(LABEL), "data.eval")
+        train_rows, train_labels = train_count.result()
+        eval_rows, eval_labels = eval_count.result()
     names, label2id = None, None
     if task == "classification":  # label problems first: they say more than a missing split
         names = resolve_labels([*train_labels, *eval_labels], label_names)

@@ -26,8 +26,10 @@ __all__ = [
     "batched",
     "check_not_empty",
     "check_utf8",
+    "csv_parse_options",
     "default_tag_names",
     "fingerprint_files",
+    "header_columns",
     "iter_texts",
     "parse_sentences",
     "read_sentences",
@@ -62,6 +64,40 @@ def single_format(paths: list[str], fmt: str, key: str) -> str:
             f"{key}.files mixes formats {sorted(formats)}; set {key}.format or split the files"
         )
     return formats.pop()
+
+
+def header_columns(path: str, fmt: str) -> list[str]:
+    """The column names of a csv, tsv, jsonl or parquet file as Ray Data reads it, from its
+    header (csv/tsv), first row (jsonl) or footer (parquet): no read task, no Ray."""
+    try:
+        if fmt in ("csv", "tsv"):
+            import pyarrow.csv as pacsv
+
+            with pacsv.open_csv(path, parse_options=csv_parse_options(fmt)) as reader:
+                return list(reader.schema.names)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+    except Exception as exc:  # noqa: BLE001 - pyarrow's errors name no file
+        cause = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+        raise JobInputError(f"could not read {path}: {cause}") from None
+    if fmt != "jsonl":
+        return ["text"]  # plain text: one row per line
+    for lineno, row in _jsonl_rows(path):
+        if not isinstance(row, dict):
+            raise JobInputError(f"{path}:{lineno}: a jsonl row must be an object")
+        return list(row)
+    return []
+
+
+def csv_parse_options(fmt: str) -> Any:
+    """How Ray Data and ``header_columns`` parse csv and tsv: tabs without quoting (SST-2's
+    sentences hold bare quotes), or commas with double quotes."""
+    import pyarrow.csv as pacsv
+
+    tsv = fmt == "tsv"
+    return pacsv.ParseOptions(delimiter="\t" if tsv else ",", quote_char=False if tsv else '"')
 
 
 def check_not_empty(paths: list[str]) -> None:
@@ -147,14 +183,19 @@ def _text_lines(path: str) -> Iterator[tuple[int, str]]:
         yield from enumerate(fh, start=1)
 
 
-def _jsonl_texts(path: str, column: str) -> Iterator[tuple[int, str]]:
+def _jsonl_rows(path: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of each non-blank line; bad JSON names the file and line."""
     for lineno, raw in _text_lines(path):
         if not raw.strip():
             continue
         try:
-            row = json.loads(raw)
+            yield lineno, json.loads(raw)
         except json.JSONDecodeError as exc:
             raise JobInputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+
+
+def _jsonl_texts(path: str, column: str) -> Iterator[tuple[int, str]]:
+    for lineno, row in _jsonl_rows(path):
         if not isinstance(row, dict) or column not in row:
             keys = ", ".join(row) if isinstance(row, dict) else type(row).__name__
             raise JobInputError(

@@ -143,7 +143,11 @@ def check_ref(value: str | None, what: str) -> str | None:
 
 
 def training_gang(scaling: ScalingSpec) -> list[dict[str, float]]:
-    """Driver (needs no CPU of its own), the input pipeline, then every worker."""
+    """The driver, the input pipeline, then every worker. A single worker trains inside the
+    driver (Ray Train's local mode: no controller or worker actors), so the driver takes the
+    worker's CPUs and GPUs; with more workers it coordinates and needs no CPU of its own."""
+    if scaling.num_workers == 1:
+        return [scaling.worker_bundle(), {"CPU": scaling.data_cpus}]
     return [
         {"CPU": 0.0},
         {"CPU": scaling.data_cpus},

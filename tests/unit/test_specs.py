@@ -194,6 +194,13 @@ def test_training_specs_validate_and_size_their_gang(corpus: Path) -> None:
         )
     )
     assert gpu.gang()[2] == {"CPU": 1.0, "GPU": 1.0} and len(gpu.gang()) == 6
+    # one worker trains inside the driver (Ray Train's local mode): the driver takes its share
+    alone = parse_spec(
+        training_spec(
+            "finetune", corpus, scaling={"num_workers": 1, "cpus_per_worker": 2, "use_gpu": True}
+        )
+    )
+    assert alone.gang() == [{"CPU": 2.0, "GPU": 1.0}, {"CPU": 0.5}]
 
 
 def test_training_spec_cross_field_errors_name_their_keys(corpus: Path) -> None:
