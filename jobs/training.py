@@ -10,9 +10,10 @@ RNG state, through the Trainer's own resume.
 
 A single worker runs in the driver itself: Ray Train's local mode (``num_workers=0``), which
 starts no controller, worker or dataset-split actors. Each of those is a Python process that
-imports torch: measured with ``bench/finetune.py``'s job on 2 cores, they cost 11-14 s of
-start-up and 1.6 GB of memory. Its checkpoints are marked complete in place, and when the driver
-dies the job's next attempt resumes from the latest complete one (``resume_point``).
+imports torch: on a 40-step version of ``bench/finetune.py``'s job on 2 cores they cost
+11-14 s of start-up (README, *Benchmarks*). Its checkpoints are marked complete in place,
+and when the driver dies the job's next attempt resumes from the latest complete one
+(``resume_point``).
 """
 
 from __future__ import annotations

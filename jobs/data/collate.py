@@ -26,6 +26,7 @@ class PadCollate(NumpyBatchCollateFn):
         self.multiple_of = multiple_of  # 8 on GPUs (tensor cores); on CPUs it only adds padding
         self.token_labels = token_labels
         self._collator: Any = None
+        self.segments = True  # whether the model takes token_type_ids (its tokenizer says)
 
     def _build(self) -> Any:
         from transformers import (
@@ -36,6 +37,7 @@ class PadCollate(NumpyBatchCollateFn):
         )
 
         tok = AutoTokenizer.from_pretrained(self.tokenizer_dir)
+        self.segments = "token_type_ids" in tok.model_input_names
         if self.token_labels:
             return DataCollatorForTokenClassification(tok, pad_to_multiple_of=self.multiple_of)
         if self.mlm_probability is not None:
@@ -47,7 +49,10 @@ class PadCollate(NumpyBatchCollateFn):
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         if self._collator is None:
             self._collator = self._build()
-        keys = [k for k in ("input_ids", "token_type_ids", "labels") if k in batch]
+        wanted = (
+            ("input_ids", "token_type_ids", "labels") if self.segments else ("input_ids", "labels")
+        )
+        keys = [k for k in wanted if k in batch]
         rows = [{k: batch[k][i] for k in keys} for i in range(len(batch["input_ids"]))]
         out = self._collator(rows)
         TokenCounter.add(int(out["attention_mask"].sum()), len(rows))

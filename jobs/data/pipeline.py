@@ -187,8 +187,44 @@ def resolve_labels(values: list[Any], names: list[str] | None) -> list[str]:
 # --- tokenising -------------------------------------------------------------------------------
 
 
+def rust_tokenizer(folder: str, max_length: int, words: bool = False) -> Any:
+    """The tokenizer's Rust core (``tokenizers.Tokenizer``, what a fast Hugging Face tokenizer
+    wraps), set to truncate as ``tokenizer(..., truncation=True, max_length=...)`` does and
+    never to pad: the same ids (``tests/unit/test_tokenize.py``). Read from the folder's
+    ``tokenizer.json``, because ``AutoTokenizer`` imports torch: 2.1 s and 240 MB more in each
+    tokenizer actor (measured). A folder without one, or a byte-level BPE that splits words
+    (it needs ``add_prefix_space``), goes through ``AutoTokenizer``; None when that gives a
+    slow (Python) tokenizer."""
+    import tokenizers
+
+    path = Path(folder) / "tokenizer.json"
+    if path.is_file() and not (words and _byte_level_without_prefix_space(path)):
+        core = tokenizers.Tokenizer.from_file(str(path))
+    else:
+        from transformers import AutoTokenizer
+
+        loaded = AutoTokenizer.from_pretrained(folder)
+        if words and getattr(loaded, "add_prefix_space", None) is False:
+            loaded = AutoTokenizer.from_pretrained(folder, add_prefix_space=True)
+        if not loaded.is_fast:
+            return None
+        core = loaded.backend_tokenizer
+    core.no_padding()  # tokenizer.json may carry a padding (MiniLM's: to 128)
+    core.enable_truncation(max_length)  # longest_first, from the right: transformers' default
+    return core
+
+
+def _byte_level_without_prefix_space(path: Path) -> bool:
+    import json
+
+    pre = json.loads(path.read_text(encoding="utf-8")).get("pre_tokenizer") or {}
+    parts = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    return any(p.get("type") == "ByteLevel" and not p.get("add_prefix_space") for p in parts)
+
+
 class Tokenize:
-    """Ray Data UDF: one tokenizer per actor, truncation, no padding (that is per batch)."""
+    """Ray Data UDF: one tokenizer per actor, truncation, no padding (that is per batch).
+    Pairs carry their segment ids; the collator drops them for models that take none."""
 
     def __init__(
         self,
@@ -197,23 +233,34 @@ class Tokenize:
         columns: dict[str, str],
         label2id: dict[str, int] | None,
     ) -> None:
-        from transformers import AutoTokenizer
+        self.core = rust_tokenizer(tokenizer_dir, max_length)
+        self.slow: Any = None
+        if self.core is None:  # a slow tokenizer: transformers' own call
+            from transformers import AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+            self.slow = AutoTokenizer.from_pretrained(tokenizer_dir)
         self.max_length = max_length
         self.columns = columns
         self.label2id = label2id
+
+    def _encode(self, texts: list[str], pairs: list[str] | None) -> tuple[list, list | None]:
+        if self.core is not None:
+            inputs = list(zip(texts, pairs, strict=True)) if pairs else texts
+            encoded = self.core.encode_batch(inputs)
+            return [e.ids for e in encoded], [e.type_ids for e in encoded] if pairs else None
+        enc = self.slow(
+            texts, pairs, truncation=True, max_length=self.max_length, return_attention_mask=False
+        )
+        return enc["input_ids"], enc.get("token_type_ids") if pairs else None
 
     def __call__(self, raw: dict[str, np.ndarray]) -> dict[str, Any]:
         batch = {role: raw[column] for role, column in self.columns.items()}
         texts = [str(t) for t in batch[TEXT]]
         pairs = [str(t) for t in batch[PAIR]] if PAIR in batch else None
-        enc = self.tokenizer(
-            texts, pairs, truncation=True, max_length=self.max_length, return_attention_mask=False
-        )
-        out: dict[str, Any] = {"input_ids": _ragged(enc["input_ids"])}
-        if pairs is not None and "token_type_ids" in enc:
-            out["token_type_ids"] = _ragged(enc["token_type_ids"])
+        ids, segments = self._encode(texts, pairs)
+        out: dict[str, Any] = {"input_ids": _ragged(ids)}
+        if segments is not None:
+            out["token_type_ids"] = _ragged(segments)
         if LABEL in batch:
             labels = batch[LABEL]
             if self.label2id is not None and labels.dtype.kind not in "iu":
@@ -461,35 +508,28 @@ def align_tags(word_ids: list[int | None], tags: list[int]) -> list[int]:
 
 
 class TokenizeTagged:
-    """Ray Data UDF: words to sub-tokens (a fast tokenizer, ``is_split_into_words``,
+    """Ray Data UDF: words to sub-tokens (a fast tokenizer's Rust core, pre-split words,
     truncation), tags aligned to the first sub-token of each word."""
 
     def __init__(self, tokenizer_dir: str, max_length: int) -> None:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        if getattr(tokenizer, "add_prefix_space", None) is False:  # byte-level BPE
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, add_prefix_space=True)
-        if not tokenizer.is_fast:
+        core = rust_tokenizer(tokenizer_dir, max_length, words=True)
+        if core is None:
             raise JobInputError(
                 f"the tokenizer in {tokenizer_dir} is not a fast tokenizer: token "
                 "classification needs its word_ids() to align tags with sub-tokens"
             )
-        self.tokenizer = tokenizer
-        self.max_length = max_length
+        self.core = core
 
     def __call__(self, raw: dict[str, np.ndarray]) -> dict[str, Any]:
         words = [[str(w) for w in sentence] for sentence in raw[TOKENS]]
-        enc = self.tokenizer(
-            words,
-            is_split_into_words=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        labels = [align_tags(enc.word_ids(i), list(tags)) for i, tags in enumerate(raw[TAGS])]
-        return {"input_ids": _ragged(enc["input_ids"]), "labels": _ragged(labels, np.int64)}
+        encoded = self.core.encode_batch(words, is_pretokenized=True)
+        labels = [
+            align_tags(e.word_ids, list(tags)) for e, tags in zip(encoded, raw[TAGS], strict=True)
+        ]
+        return {
+            "input_ids": _ragged([e.ids for e in encoded]),
+            "labels": _ragged(labels, np.int64),
+        }
 
 
 def tokenize_tagged(

@@ -195,7 +195,11 @@ def test_fsdp_shards_the_model_and_a_killed_worker_resumes_from_its_sharded_chec
     reg: Registry = ray_cluster["registry"]
     job_id = submission.submit_spec(
         reg,
-        parse_spec(pretrain_spec("sharded", tokenizer, {**TWO_WORKERS, "strategy": "fsdp"})),
+        # lr 1e-3: at the default 5e-5 this tiny model's loss stays at ln(vocab) for 40 steps
+        # and "the loss falls" was a coin toss (8.018 -> 8.027 seen)
+        parse_spec(
+            pretrain_spec("sharded", tokenizer, {**TWO_WORKERS, "strategy": "fsdp"}, lr=1e-3)
+        ),
     )
     wait_for_checkpoints(reg, job_id)
     with reg.session() as s:
@@ -222,7 +226,7 @@ def test_fsdp_shards_the_model_and_a_killed_worker_resumes_from_its_sharded_chec
     assert resumed_at >= 10  # not from step 0
     assert [s for s, _ in reasons][-3:] == ["RETRYING", "RUNNING", "SUCCEEDED"]
     assert version.metrics["global_step"] == 40  # the count continued; it did not restart
-    assert losses[-1] < losses[0]
+    assert sum(losses[-2:]) < sum(losses[:2])  # logged every 5 steps
     # each rank held half of the model (FSDP shards evenly, padding a dimension if odd)
     per_rank = job.result["params_per_rank"]
     whole = version_parameters(version.artifact_uri)
