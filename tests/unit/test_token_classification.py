@@ -312,13 +312,13 @@ def minilm() -> str:
 def test_a_word_split_into_sub_tokens_gets_its_tag_on_the_first_only(minilm: str) -> None:
     from transformers import AutoTokenizer
 
-    from jobs.data.pipeline import TokenizeTagged, align_tags
+    from jobs.data.pipeline import TokenizeTagged, align_tags, tokenizer_core
 
     assert align_tags([None, 0, 1, 1, 2, None], [5, 6, 7]) == [-100, 5, 6, -100, 7, -100]
     words = ["Discivery", "Channel", "rocks"]
     pieces = AutoTokenizer.from_pretrained(minilm).tokenize("Discivery")
     assert len(pieces) > 1  # the misspelt word is split into several sub-tokens
-    tokenize = TokenizeTagged(minilm, max_length=64)
+    tokenize = TokenizeTagged(tokenizer_core(minilm, 64, words=True))
     out = tokenize(
         {"tokens": np.array([np.array(words, dtype=object)], dtype=object), "tags": [[1, 2, 0]]}
     )
@@ -326,7 +326,7 @@ def test_a_word_split_into_sub_tokens_gets_its_tag_on_the_first_only(minilm: str
     assert len(labels) == len(out["input_ids"][0]) == len(pieces) + 4  # [CLS] ... [SEP]
     assert labels == [-100, 1] + [-100] * (len(pieces) - 1) + [2, 0, -100]
     assert out["labels"][0].dtype == np.int64
-    short = TokenizeTagged(minilm, max_length=4)(
+    short = TokenizeTagged(tokenizer_core(minilm, 4, words=True))(
         {"tokens": [words], "tags": [[1, 2, 0]]}
     )  # truncated: [CLS] + 2 sub-tokens + [SEP]
     assert short["labels"][0].tolist() == [-100, 1, -100, -100]

@@ -1,6 +1,8 @@
-"""The tokenizer actors use the tokenizer's Rust core (``tokenizers``) instead of
-``AutoTokenizer`` (which imports torch): the ids, segment ids and word alignment must be
-exactly what the Hugging Face tokenizer gives, for a WordPiece model and a byte-level BPE."""
+"""The tokenizer actors use the tokenizer's Rust core (``tokenizers``), built by the driver,
+instead of ``AutoTokenizer`` (which imports torch): the ids, segment ids and word alignment
+must be exactly what the Hugging Face tokenizer gives, for MiniLM, a byte-level BPE, our
+tokenizer job's three kinds, and a folder whose tokenizer_config disagrees with its
+tokenizer.json."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from jobs.data.collate import PadCollate
-from jobs.data.pipeline import Tokenize, TokenizeTagged, align_tags, rust_tokenizer
+from jobs.data.pipeline import Tokenize, TokenizeTagged, align_tags, tokenizer_core
 from tests.conftest import SHARED_DATA
 
 SENTENCES = [
@@ -62,8 +64,25 @@ def trained_by_our_job(algorithm: str, folder: Path) -> str:
     return str(folder)
 
 
+@pytest.fixture(scope="module")
+def disagreeing(minilm: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """MiniLM with a tokenizer_config that says what its tokenizer.json does not: cased,
+    truncated from the left (transformers applies the config over the file)."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("disagreeing")
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(Path(minilm) / name, folder / name)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.update(do_lower_case=False, truncation_side="left")
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
 @pytest.fixture(
-    scope="module", params=["minilm", "byte_bpe", "ours-wordpiece", "ours-bpe", "ours-unigram"]
+    scope="module",
+    params=["minilm", "byte_bpe", "disagreeing", "ours-wordpiece", "ours-bpe", "ours-unigram"],
 )
 def folder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     name = request.param
@@ -91,12 +110,13 @@ def test_single_texts_and_pairs_match_the_hugging_face_tokenizer(folder: str) ->
     hf = AutoTokenizer.from_pretrained(path)
     rows = texts()
     pairs = list(reversed(rows))
-    udf = Tokenize(path, 24, {"text": "a", "text_pair": "b"}, None)
+    core = tokenizer_core(path, 24)
+    udf = Tokenize(path, core, 24, {"text": "a", "text_pair": "b"}, None)
     out = udf({"a": column(rows), "b": column(pairs)})
     want = hf(rows, pairs, truncation=True, max_length=24, return_token_type_ids=True)
     assert [list(x) for x in out["input_ids"]] == want["input_ids"]
     assert [list(x) for x in out["token_type_ids"]] == want["token_type_ids"]
-    single = Tokenize(path, 24, {"text": "a"}, None)({"a": column(rows)})
+    single = Tokenize(path, core, 24, {"text": "a"}, None)({"a": column(rows)})
     assert [list(x) for x in single["input_ids"]] == hf(rows, truncation=True, max_length=24)[
         "input_ids"
     ]
@@ -112,21 +132,21 @@ def test_words_and_their_tags_match_the_hugging_face_alignment(folder: str) -> N
     words_col[:] = [np.array(w, dtype=object) for w in sentences]
     tags_col = np.empty(len(tags), dtype=object)
     tags_col[:] = [np.array(t) for t in tags]
-    out = TokenizeTagged(path, 16)({"tokens": words_col, "tags": tags_col})
+    core = tokenizer_core(path, 16, words=True)
+    assert core is not None
+    out = TokenizeTagged(core)({"tokens": words_col, "tags": tags_col})
     want = hf(sentences, is_split_into_words=True, truncation=True, max_length=16)
     assert [list(x) for x in out["input_ids"]] == want["input_ids"]
     labels = [align_tags(want.word_ids(i), t) for i, t in enumerate(tags)]
     assert [list(x) for x in out["labels"]] == labels
 
 
-def test_the_rust_core_is_set_to_truncate_and_never_pad(minilm: str, byte_bpe: str) -> None:
+def test_the_rust_core_is_set_to_truncate_and_never_pad(minilm: str) -> None:
     import tokenizers
 
-    core = rust_tokenizer(minilm, 32)
-    assert isinstance(core, tokenizers.Tokenizer)
+    core = tokenizers.Tokenizer.from_str(tokenizer_core(minilm, 32))
     assert core.padding is None  # MiniLM's tokenizer.json pads to 128: switched off
     assert core.truncation["max_length"] == 32
-    assert isinstance(rust_tokenizer(byte_bpe, 32, words=True), tokenizers.Tokenizer)
 
 
 def test_segment_ids_reach_only_models_whose_tokenizer_takes_them(
