@@ -68,7 +68,7 @@ def single_format(paths: list[str], fmt: str, key: str) -> str:
 
 def header_columns(path: str, fmt: str) -> list[str]:
     """The column names of a csv, tsv, jsonl or parquet file as Ray Data reads it, from its
-    header (csv/tsv), first row (jsonl) or footer (parquet): no read task, no Ray."""
+    header (csv/tsv), first block of rows (jsonl) or footer (parquet): no read task, no Ray."""
     try:
         if fmt in ("csv", "tsv"):
             import pyarrow.csv as pacsv
