@@ -24,7 +24,11 @@ JOB_PROCESS_MARKERS = (
     "SplitCoordinator",
     "jobs.driver",
     "TrainController",
+    "jobs.warm run",  # the driver's launcher (jobs/warm.py)
 )
+# A driver forked by a warm driver host shows the host's command line: a job process when it
+# appeared during the job (the host itself was there before, and is reported on its own).
+NEW_PROCESS_MARKERS = ("jobs.warm serve",)
 
 
 @contextmanager
@@ -80,9 +84,12 @@ class PeakMemory:
                         line = " ".join(proc.info["cmdline"] or [])
                     except psutil.NoSuchProcess:
                         continue
-                    marked = any(m in line for m in self.markers)
+                    new = proc.pid not in self._before
+                    marked = any(m in line for m in self.markers) or (
+                        new and any(m in line for m in NEW_PROCESS_MARKERS)
+                    )
                     known = tracked.get(proc.pid)
-                    if marked or (proc.pid not in self._before and proc.pid != os.getpid()):
+                    if marked or (new and proc.pid != os.getpid()):
                         tracked[proc.pid] = (proc, marked or bool(known and known[1]))
             own = psutil.Process().memory_info().rss if self.include_self else 0
             total, total_new = own, own
@@ -97,6 +104,21 @@ class PeakMemory:
             self.peak = max(self.peak, total)
             self.peak_new = max(self.peak_new, total_new)
             time.sleep(interval)
+
+    @staticmethod
+    def warm_hosts() -> int:
+        """Summed RSS of the warm driver hosts running now (``jobs/warm.py``): what a node
+        holds between jobs so that drivers start without importing torch."""
+        total = 0
+        for proc in psutil.process_iter(["cmdline", "ppid"]):
+            try:
+                line = " ".join(proc.info["cmdline"] or [])
+                parent = psutil.Process(proc.info["ppid"]).cmdline() if proc.info["ppid"] else []
+                if "jobs.warm serve" in line and "jobs.warm" not in " ".join(parent):
+                    total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()

@@ -80,6 +80,7 @@ def ours(registry, args: argparse.Namespace, model: str, group_by_length: bool =
         "first_step_s": first_step_s,
         "peak_rss_mb": memory.peak / 2**20,
         "peak_rss_all_new_mb": memory.peak_new / 2**20,
+        "warm_host_rss_mb": PeakMemory.warm_hosts() / 2**20,
         "wall_s": wall,
     }
 
@@ -166,7 +167,8 @@ def main() -> int:
         f"ours end to end (submit to last step): {mine['e2e_x_dynamic']:.2f}x hf-dynamic's "
         f"samples/s; first training step {mine['first_step_s']:.1f} s after submit; peak RSS "
         f"{mine['rss_x_dynamic']:.2f}x hf-dynamic's ({mine['all_new_x_dynamic']:.2f}x counting "
-        "every process that appeared while it ran)"
+        "every process that appeared while it ran); the warm driver host held "
+        f"{mine['warm_host_rss_mb']:.0f} MB between jobs"
     )
     print(
         f"saved {save('finetune', {'args': vars(args), 'machine': machine(), 'results': results})}"

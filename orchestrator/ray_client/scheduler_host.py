@@ -55,6 +55,7 @@ class SchedulerActor:
             node_groups,
         )
         self.scheduler.tick()  # publishes the heartbeat before the creator is told we exist
+        threading.Thread(target=self.scheduler.prestart_driver_host, daemon=True).start()
         threading.Thread(target=self.scheduler.run_forever, daemon=True).start()
 
     def ping(self) -> int:

@@ -174,6 +174,15 @@ def queued_jobs(session: Session) -> list[Job]:
     )
 
 
+def queue_mark(session: Session) -> tuple[int, int | None]:
+    """How many jobs are queued and the newest one's id: a cheap query that changes when a
+    job joins the queue (the scheduler polls it between its passes)."""
+    row = session.execute(
+        select(func.count(Job.id), func.max(Job.id)).where(Job.status == JobStatus.QUEUED)
+    ).one()
+    return int(row[0]), row[1]
+
+
 def active_jobs(session: Session) -> list[Job]:
     return list(
         session.scalars(

@@ -8,12 +8,12 @@ import signal
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from jobs.specs import parse_spec
 from orchestrator import submission
 from orchestrator.registry import JobStatus, Registry, store
+from tests.conftest import MARS, wait_until_gone
 
 pytestmark = pytest.mark.integration
 
@@ -62,19 +62,6 @@ def wait_for_waiting(cluster: dict, job_ids: list[int], timeout: float = 60) -> 
     raise AssertionError(f"the scheduler never reported jobs {job_ids} waiting: {beat}")
 
 
-def wait_until_gone(pid: int, timeout: float = 30) -> bool:
-    """Whether the process ends (or is a zombie) within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def driver_pid(reg: Registry, job_id: int) -> int:
     with reg.session() as s:
         reasons = [e.reason for e in store.get_job(s, job_id).events]
@@ -103,6 +90,33 @@ def test_tokenizer_job_end_to_end(ray_cluster: dict, gutenberg: Path) -> None:
     assert tokenizer.decode(encoded["input_ids"], skip_special_tokens=True) == (
         "it was a bright cold day in april."
     )
+
+
+def test_drivers_are_forked_from_the_warm_driver_host(ray_cluster: dict) -> None:
+    """The scheduler starts the head's warm driver host when it starts (jobs/warm.py); once
+    it has imported the job code, drivers are forked from it: the launcher says so in the
+    job's log, with the pid the driver records."""
+    from orchestrator.ray_client.logs import job_logs
+
+    deadline = time.monotonic() + 180
+    while True:
+        job_id = submit(
+            ray_cluster,
+            {"files": [str(MARS)], "max_lines": 500},
+            name="warm",
+            tokenizer={"vocab_size": 500},
+        )
+        outcome = wait(ray_cluster, job_id)
+        assert outcome.status == JobStatus.SUCCEEDED, outcome.error
+        with ray_cluster["registry"].session() as s:
+            ray_id = store.get_job(s, job_id).ray_job_id
+        logs = job_logs(ray_cluster["info"], ray_id)
+        if "driver forked by the warm host" in logs:
+            break
+        assert "cold start: no driver host" in logs, logs  # the host is still importing
+        assert time.monotonic() < deadline, "no driver was forked from a warm host"
+        time.sleep(5)
+    assert f"pid {driver_pid(ray_cluster['registry'], job_id)}" in logs
 
 
 def test_failed_job_says_why(ray_cluster: dict, tmp_path: Path) -> None:

@@ -360,6 +360,57 @@ def test_a_save_to_disk_folder_feeds_the_pipeline(
     assert set(batch) == {"input_ids", "labels"} and batch["labels"].dtype.kind == "i"
 
 
+def test_the_drivers_row_count_is_what_ray_data_reads(ray_cluster: dict, tmp_path: Path) -> None:
+    """The driver counts rows and labels itself (``tally``, pyarrow, no Ray task); the
+    pipeline's Ray Data datasets must hold exactly those rows, in every format, with
+    ``max_rows`` and with a split by fraction."""
+    from collections import Counter
+
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.data.pipeline import LABEL, TEXT, _load_split, split_by_fraction, tally
+    from jobs.specs.training import DataSpec
+
+    texts = [f"row {i} {'good' if i % 3 else 'bad'} film" for i in range(700)]
+    labels = ["pos" if i % 3 else "neg" for i in range(700)]
+    (tmp_path / "a.tsv").write_text(
+        "sentence\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in zip(texts, labels, strict=True))
+    )
+    (tmp_path / "b.csv").write_text(
+        "text,label\n" + "".join(f'"{t}, quoted",{i % 2}\n' for i, t in enumerate(texts))
+    )
+    (tmp_path / "c.jsonl").write_text(
+        "\n".join(f'{{"text": "{t}", "label": {i % 4}}}' for i, t in enumerate(texts)) + "\n"
+    )
+    pq.write_table(pa.table({"text": texts, "label": labels}), tmp_path / "d.parquet")
+    (tmp_path / "e.txt").write_text("\n".join(t if i % 7 else " " for i, t in enumerate(texts)))
+    datasets.Dataset.from_dict({"text": texts, "label": labels}).save_to_disk(tmp_path / "f")
+    cases = [
+        ({"files": [str(tmp_path / "a.tsv")]}, {"text": "sentence"}, "classification"),
+        ({"files": [str(tmp_path / "b.csv")]}, {}, "classification"),
+        ({"files": [str(tmp_path / "c.jsonl")]}, {}, "classification"),
+        ({"files": [str(tmp_path / "d.parquet")]}, {}, "classification"),
+        ({"files": [str(tmp_path / "e.txt")]}, {}, "mlm"),
+        ({"files": [str(tmp_path / "f")], "format": "hf"}, {}, "classification"),
+    ]
+    for files, columns, task in cases:
+        for max_rows in (None, 250):
+            spec = DataSpec.model_validate(
+                {"train": files, "columns": columns, "max_rows": max_rows, "eval_fraction": 0.2}
+            )
+            ds, roles, _ = _load_split(spec.train, spec, task, "train")
+            expected = Counter(row.get(roles.get(LABEL)) for row in ds.take_all())
+            [(rows, counted)] = tally(spec.train, "train", roles, max_rows)
+            assert rows == sum(expected.values()), (files, max_rows)
+            if LABEL in roles:
+                assert counted == expected, (files, max_rows)
+            train, held = split_by_fraction(ds, roles[TEXT], 0.2, spec.split_seed)
+            sides = tally(spec.train, "train", roles, max_rows, (0.2, spec.split_seed))
+            assert [side.rows for side in sides] == [train.count(), held.count()], files
+
+
 @pytest.mark.slow
 def test_evaluate_a_registered_model(ray_cluster: dict, sst2: Path, sst2_classifier: dict) -> None:
     """Scores the shared SST-2 classifier; metrics rows land in the registry."""

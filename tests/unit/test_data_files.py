@@ -3,6 +3,7 @@ single-worker job's next attempt resumes."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -53,3 +54,75 @@ def test_resume_point_is_the_latest_complete_checkpoint_of_any_attempt(tmp_path:
     (tmp_path / "hf-3" / "checkpoint-tmp").mkdir(parents=True)
     (tmp_path / "hf-3" / "checkpoint-tmp" / COMPLETE).touch()  # not a step: ignored
     assert resume_point(tmp_path) == str(tmp_path / "hf-2" / "checkpoint-30")
+
+
+def test_tally_counts_rows_and_labels_as_the_pipeline_limits_them(tmp_path: Path) -> None:
+    from jobs.data.pipeline import tally
+    from jobs.specs.training import Files
+
+    first, second = tmp_path / "a.tsv", tmp_path / "b.tsv"
+    first.write_text("sentence\tlabel\n" + "".join(f"s{i}\t{i % 2}\n" for i in range(5000)))
+    second.write_text("sentence\tlabel\n" + "".join(f"t{i}\t{2}\n" for i in range(10)))
+    files = Files(files=[str(first), str(second)])
+    roles = {"text": "sentence", "label": "label"}
+    [(rows, labels)] = tally(files, "train", roles, None)
+    assert (rows, dict(labels)) == (5010, {0: 2500, 1: 2500, 2: 10})
+    [(rows, labels)] = tally(files, "train", roles, 4999)  # stops inside the first file
+    assert (rows, dict(labels)) == (4999, {0: 2500, 1: 2499})
+    train, held = tally(files, "train", roles, None, (0.25, 7))
+    assert train.rows + held.rows == 5010 and 1000 < held.rows < 1500
+    text = tmp_path / "c.txt"
+    text.write_text("one\n\n  \ntwo\u2028three\r\nfour")  # blank lines dropped, as read_text
+    [(rows, labels)] = tally(Files(files=[str(text)]), "train", {"text": "text"}, None)
+    assert (rows, dict(labels)) == (4, {})
+
+
+def test_tally_errors_name_the_file(tmp_path: Path) -> None:
+    from jobs.data.pipeline import tally
+    from jobs.specs.training import Files
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\na,1\nb,2,extra\n")
+    with pytest.raises(JobInputError, match=r"could not read .*bad.csv"):
+        tally(Files(files=[str(bad)]), "train", {"text": "text", "label": "label"}, None)
+
+
+def test_started_early_runs_the_first_pass_ahead_and_later_passes_as_usual() -> None:
+    import threading
+
+    from jobs.train_worker import StartedEarly
+
+    produced = threading.Event()
+    closed = []
+
+    class Source:
+        def __iter__(self):  # noqa: ANN204
+            try:
+                for i in range(100):
+                    produced.set()
+                    yield i
+            finally:
+                closed.append(True)
+
+    early = StartedEarly(Source())
+    assert produced.wait(10), "the first pass did not start before anyone iterated"
+    assert list(early) == list(range(100))
+    assert list(early) == list(range(100))  # a second epoch
+    assert closed == [True, True]
+
+    abandoned = StartedEarly(Source())
+    first = iter(abandoned)
+    assert [next(first) for _ in range(3)] == [0, 1, 2]
+    first.close()  # max_steps reached: the Trainer drops its dataloader
+    deadline = time.monotonic() + 10
+    while len(closed) < 3:
+        assert time.monotonic() < deadline, "the abandoned pass never closed its source"
+        time.sleep(0.05)
+
+    def broken():  # noqa: ANN202
+        yield 1
+        raise ValueError("a bad row")
+
+    failing = StartedEarly(broken())
+    with pytest.raises(ValueError, match="a bad row"):
+        list(failing)
