@@ -293,8 +293,8 @@ class StartedEarly:
     it is first iterated, which the ``Trainer`` does after building the model, the optimizer
     and its dataloader; a single worker starts it here instead, while it builds them. Only the
     first item comes from the thread: the rest of that pass continues in the consumer's thread
-    (a thread collating batches beside the training step cost a tenth of the steady
-    throughput on 2 cores, measured), and later passes (epochs) iterate as usual."""
+    (a thread collating every batch would compete with the training step for the cores), and
+    later passes (epochs) iterate as usual."""
 
     def __init__(self, iterable: Any) -> None:
         self.iterable = iterable

@@ -37,6 +37,7 @@ import fcntl
 import hashlib
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -44,6 +45,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -79,6 +81,7 @@ PRELOAD = (
 )
 PRELOAD_ATTRIBUTES = ("AutoTokenizer", "AutoConfig", "AutoModelForSequenceClassification")
 HANDSHAKE_TIMEOUT_S = 30.0  # the host answers a launcher with the driver's pid within this
+REQUEST_TIMEOUT_S = 5.0  # a launcher sends its request as soon as it connects
 CHECK_EVERY_S = 5.0  # the host looks at its code, its cluster and its idle time this often
 IDLE_EXIT_S = 3600.0
 MAX_MESSAGE = 1 << 20
@@ -98,7 +101,8 @@ def log(message: str) -> None:
 
 def code_fingerprint() -> list[Any]:
     """Size and mtime of every source file of this project and of the installed packages'
-    folders: any edit, checkout or upgrade gives another fingerprint."""
+    folders on ``sys.path`` (site-packages, dist-packages; not the others, which depend on
+    how and where Python was started): an edit, checkout or upgrade gives another one."""
     root = Path(__file__).resolve().parent.parent
     files = []
     for package in ("jobs", "orchestrator"):
@@ -106,11 +110,13 @@ def code_fingerprint() -> list[Any]:
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(names):
                 if name.endswith(".py"):
-                    st = os.stat(os.path.join(folder, name))
-                    files.append([os.path.join(folder, name), st.st_size, st.st_mtime_ns])
-    for entry in sys.path:
-        if entry.endswith("site-packages") and os.path.isdir(entry):
-            files.append([entry, 0, os.stat(entry).st_mtime_ns])
+                    with contextlib.suppress(OSError):  # gone mid-checkout: the rest differs
+                        st = os.stat(os.path.join(folder, name))
+                        files.append([os.path.join(folder, name), st.st_size, st.st_mtime_ns])
+    for entry in sys.path:  # an install or upgrade adds a *-info folder: the mtime changes
+        with contextlib.suppress(OSError):
+            if entry.endswith(("site-packages", "dist-packages")) and os.path.isdir(entry):
+                files.append([entry, 0, os.stat(entry).st_mtime_ns])
     return files
 
 
@@ -148,18 +154,30 @@ def send_message(sock: socket.socket, payload: dict[str, Any], fds: list[int] = 
 def receive_message(
     sock: socket.socket, max_fds: int = 0
 ) -> tuple[dict[str, Any] | None, list[int]]:
-    """One message (None at end of stream) and the descriptors sent with it."""
+    """One message (None at end of stream) and the descriptors sent with it (closed here if
+    the message is bad)."""
     if max_fds:
         head, fds, _flags, _addr = socket.recv_fds(sock, 4, max_fds)
     else:
         head, fds = sock.recv(4), []
+    try:
+        return _rest_of_message(sock, head, list(fds))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _rest_of_message(
+    sock: socket.socket, head: bytes, fds: list[int]
+) -> tuple[dict[str, Any] | None, list[int]]:
     while head and len(head) < 4:
         more = sock.recv(4 - len(head))
         if not more:
             break
         head += more
     if len(head) < 4:
-        return None, list(fds)
+        return None, fds
     (size,) = struct.unpack("!I", head)
     if size > MAX_MESSAGE:
         raise ValueError(f"message of {size} bytes")
@@ -167,9 +185,9 @@ def receive_message(
     while len(body) < size:
         more = sock.recv(size - len(body))
         if not more:
-            return None, list(fds)
+            return None, fds
         body += more
-    return json.loads(body), list(fds)
+    return json.loads(body), fds
 
 
 # --- the launcher: the Ray Jobs entrypoint ----------------------------------------------------
@@ -198,23 +216,32 @@ def warm_allowed(env: dict[str, str]) -> str | None:
 
 
 def spawn_host(key: str, folder: Path) -> None:
-    """Start this node's host in the background: its own session, so that stopping this job
-    leaves it running; its output goes to a log file beside the socket."""
+    """Start this node's host in the background, in a session of its own and outside this
+    job's process tree, so that stopping this job leaves it running; its output goes to a log
+    file beside the socket."""
     env = {k: v for k, v in os.environ.items() if k not in PER_JOB_ENV}
     env["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # an accidental CUDA check must not init CUDA
     # the GCS address in its command line: `orch cluster down` stops it with the cluster
     address = [f"--address={env['RAY_ADDRESS']}"] if env.get("RAY_ADDRESS") else []
-    with open(folder / f"{key}.log", "ab") as out:
-        subprocess.Popen(
-            [sys.executable, "-m", "jobs.warm", "serve", key, *address],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            env=env,
-            cwd=os.getcwd(),
-            start_new_session=True,
-            close_fds=True,
-        )
+    # Started by a process that exits at once, so that the host is no descendant of this job:
+    # Ray stops a job by signalling its entrypoint and every descendant.
+    middle = os.fork()
+    if middle == 0:
+        try:
+            with open(folder / f"{key}.log", "ab") as out:
+                subprocess.Popen(
+                    [sys.executable, "-m", "jobs.warm", "serve", key, *address],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    env=env,
+                    cwd=os.getcwd(),
+                    start_new_session=True,
+                    close_fds=True,
+                )
+        finally:
+            os._exit(0)
+    os.waitpid(middle, 0)
 
 
 def connect(path: Path) -> socket.socket | None:
@@ -240,8 +267,10 @@ def launch(args: list[str]) -> NoReturn:
         if not driver:
             pending.append(signum)
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(driver[0], signum)
+        for kill in (os.killpg, os.kill):  # its group (its own subprocesses too), or itself
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                kill(driver[0], signum)
+                return
 
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, forward)
@@ -256,15 +285,26 @@ def launch(args: list[str]) -> NoReturn:
             cold(args, pending)
         sock.settimeout(HANDSHAKE_TIMEOUT_S)
         send_message(sock, {"args": args, "env": env, "cwd": os.getcwd()}, [1, 2])
+    except OSError as exc:  # nothing was started: the host is dying or unreachable
+        log(f"cold start: the driver host did not take the request ({exc})")
+        cold(args, pending)
+    try:
         reply, _ = receive_message(sock)
-    except OSError as exc:  # nothing was started: the host is busy, dying or unreachable
-        log(f"cold start: the driver host did not answer ({exc})")
+    except (OSError, ValueError) as exc:  # it may have forked a driver: never start another
+        log(f"the driver host did not answer ({exc}); giving up")
+        sys.exit(1)
+    if reply is not None and "error" in reply:  # refused before forking anything
+        log(f"cold start: the driver host refused ({reply['error']})")
         cold(args, pending)
     if not reply or "pid" not in reply:
-        log(f"cold start: the driver host refused ({(reply or {}).get('error', 'no answer')})")
-        cold(args, pending)
+        log("the driver host closed without an answer; giving up")
+        sys.exit(1)
     pid = int(reply["pid"])
     driver.append(pid)
+    try:
+        watch: int | None = os.pidfd_open(pid)
+    except (OSError, AttributeError):  # gone already, or no pidfd here
+        watch = None
     log(f"driver forked by the warm host {key}: pid {pid}")
     for signum in pending:
         forward(signum, None)
@@ -273,10 +313,13 @@ def launch(args: list[str]) -> NoReturn:
         done, _ = receive_message(sock)
     except OSError:
         done = None
-    if done is None:  # the host died: the driver lives on, unwatched by it; wait for it
+    if done is None:  # the host died: the driver lives on (its exit status is lost); wait
         log(f"the driver host went away; waiting for driver pid {pid}")
-        while _alive(pid):
-            time.sleep(0.5)
+        if watch is not None:
+            select.select([watch], [], [])
+        else:
+            while _alive(pid):
+                time.sleep(0.5)
         sys.exit(1)
     code = int(done["exit"])
     sys.exit(code if code >= 0 else 128 - code)
@@ -318,6 +361,7 @@ class Host:
         self.private_fds: list[int] = []  # closed in every driver
         self.last_job = time.monotonic()
         self.unreachable = 0
+        self.stopping: list[str] = []  # set by SIGTERM; the loop retires
 
     def listen(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -347,24 +391,32 @@ class Host:
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the selector through the pipe
-        signal.signal(signal.SIGTERM, lambda *_: self.retire("SIGTERM"))
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.append("SIGTERM"))
         self.selector.register(wake_r, selectors.EVENT_READ, "signal")
         self.listen()
         log(f"serving {self.path}")
         next_check = time.monotonic() + CHECK_EVERY_S
         while self.listener is not None or self.children:
             for item, _ in self.selector.select(timeout=1.0):
-                if item.data == "accept":
-                    self.accept()
-                elif item.data == "signal":
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(wake_r, 512)
-                else:  # a launcher's connection: it only ever closes (the launcher is gone)
-                    self.launcher_gone(item.data, item.fileobj)
+                try:
+                    if item.data == "accept":
+                        self.accept()
+                    elif item.data == "signal":
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(wake_r, 512)
+                    else:  # a launcher's connection: it only ever closes (the launcher is gone)
+                        self.launcher_gone(item.data, item.fileobj)
+                except Exception as exc:  # noqa: BLE001 - the host outlives one bad event
+                    log(f"error handling an event: {exc!r}")
             self.reap()
+            if self.stopping:
+                self.retire(self.stopping[0])
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + CHECK_EVERY_S
-                self.check()
+                try:
+                    self.check()
+                except Exception as exc:  # noqa: BLE001
+                    log(f"error checking the host: {exc!r}")
         log("no drivers left; exiting")
 
     def check(self) -> None:
@@ -390,7 +442,7 @@ class Host:
             uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
             if uid != os.getuid():
                 raise PermissionError(f"a process of uid {uid} connected")
-            conn.settimeout(HANDSHAKE_TIMEOUT_S)
+            conn.settimeout(REQUEST_TIMEOUT_S)
             request, fds = receive_message(conn, max_fds=2)
             if request is None or len(fds) != 2:
                 raise ValueError("incomplete request")
@@ -408,9 +460,13 @@ class Host:
                 os.close(fd)
         self.last_job = time.monotonic()
         conn.settimeout(None)
-        send_message(conn, {"pid": pid})
         self.children[pid] = conn
         self.selector.register(conn, selectors.EVENT_READ, pid)
+        try:
+            send_message(conn, {"pid": pid})
+        except OSError:  # the launcher is gone already (killed, or it gave up)
+            self.launcher_gone(pid, conn)
+            return
         log(f"forked driver pid {pid} ({' '.join(request['args'])})")
 
     def fork(self, request: dict[str, Any], fds: list[int], conn: socket.socket) -> int:
@@ -432,10 +488,12 @@ class Host:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.setsid()
-            for obj in [self.listener, conn, *self.children.values()]:
+            for obj in [self.listener, *self.children.values()]:
                 if obj is not None:
                     obj.close()
             self.selector.close()
+            conn.settimeout(None)  # kept: the driver follows its launcher even without a host
+            threading.Thread(target=_follow_launcher, args=(conn,), daemon=True).start()
             for fd in self.private_fds:  # the wake-up pipe; the lock (else a driver holds it)
                 os.close(fd)
             null = os.open(os.devnull, os.O_RDONLY)
@@ -452,8 +510,11 @@ class Host:
             from jobs.driver import main
 
             code = main(list(request["args"]))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
+        except SystemExit as exc:  # as the interpreter treats it
+            if exc.code is None or isinstance(exc.code, int):
+                code = exc.code or 0
+            else:
+                print(exc.code, file=sys.stderr)
         except BaseException:  # noqa: BLE001 - the driver's own failure: print it, exit 1
             traceback.print_exc()
         finally:
@@ -490,6 +551,16 @@ class Host:
             with contextlib.suppress(OSError):
                 send_message(conn, {"exit": code})
             conn.close()
+
+
+def _follow_launcher(conn: socket.socket) -> None:
+    """In a forked driver: end it (and its process group) when its launcher's end of the
+    connection closes, should the host that would otherwise do it be gone. The launcher sends
+    nothing after its request, so only the end of the stream ever arrives."""
+    with contextlib.suppress(OSError):
+        while conn.recv(4096):
+            pass
+    os.killpg(0, signal.SIGKILL)
 
 
 def serve(key: str) -> int:

@@ -95,21 +95,27 @@ def header_columns(path: str, fmt: str) -> list[str]:
 def column_batches(path: str, fmt: str, columns: list[str]) -> Iterator[dict[str, list[Any]]]:
     """``columns`` of a csv, tsv, jsonl, parquet or text file, a block of rows at a time, as
     Ray Data's readers parse them (pyarrow's streaming csv reader with the same options and
-    type inference, pyarrow's json reader, the parquet row groups, one row per non-blank line
-    of text); read in the driver with no Ray task. Errors name the file."""
+    type inference; pandas' ``read_json(lines=True)`` for jsonl, numeric strings becoming
+    numbers; the parquet row groups; one row per non-blank line of text), as pyarrow values;
+    read in the driver with no Ray task. Errors name the file."""
     try:
-        if fmt in ("csv", "tsv", "jsonl"):
+        if fmt in ("csv", "tsv"):
             import pyarrow.csv as pacsv
-            import pyarrow.json as pajson
 
-            opened = (
-                pacsv.open_csv(path, parse_options=csv_parse_options(fmt))
-                if fmt != "jsonl"
-                else pajson.open_json(path)
-            )
-            with opened as reader:
+            with pacsv.open_csv(path, parse_options=csv_parse_options(fmt)) as reader:
                 for batch in reader:
                     yield {c: batch.column(c).to_pylist() for c in columns}
+        elif fmt == "jsonl":  # read_json(lines=True) parses with pandas: its type inference
+            import pandas as pd
+            import pyarrow as pa
+
+            with open(path, "rb") as raw, pd.read_json(raw, lines=True, chunksize=10_000) as rows:
+                for frame in rows:
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    yield {
+                        c: table.column(c).to_pylist() if c in frame else [None] * len(frame)
+                        for c in columns
+                    }
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 

@@ -148,9 +148,10 @@ def started_host(env: dict[str, str], timeout: float = 120) -> Path:
     subprocess.run([sys.executable, "-m", "jobs.warm", "prestart"], env=env, check=True)
     path = warm.host_dir() / f"{warm.host_key(env)}.sock"
     deadline = time.monotonic() + timeout
-    while warm.connect(path) is None:
+    while (probe := warm.connect(path)) is None:
         assert time.monotonic() < deadline, "the driver host never listened"
         time.sleep(0.2)
+    probe.close()
     return path
 
 
@@ -227,9 +228,10 @@ def test_without_a_host_the_driver_starts_cold_and_a_host_starts(
     assert job_status(job_env, job_id)[0] == JobStatus.SUCCEEDED
     path = warm.host_dir() / f"{warm.host_key(job_env)}.sock"
     deadline = time.monotonic() + 120
-    while warm.connect(path) is None:  # the cold launcher started one for the next driver
+    while (probe := warm.connect(path)) is None:  # the cold launcher started one
         assert time.monotonic() < deadline, "no host started after a cold start"
         time.sleep(0.2)
+    probe.close()
 
     off = {**job_env, "ORCH_WARM_DRIVERS": "0"}  # the setting turns the warm path off
     job_id = tokenizer_job(job_env, [str(MARS)])
