@@ -384,6 +384,9 @@ def test_the_drivers_row_count_is_what_ray_data_reads(ray_cluster: dict, tmp_pat
     (tmp_path / "c.jsonl").write_text(
         "\n".join(f'{{"text": "{t}", "label": {i % 4}}}' for i, t in enumerate(texts)) + "\n"
     )
+    (tmp_path / "g.jsonl").write_text(  # numeric strings: Ray's pandas reader makes them ints
+        "\n".join(f'{{"text": "{t}", "label": "{i % 2}"}}' for i, t in enumerate(texts)) + "\n"
+    )
     pq.write_table(pa.table({"text": texts, "label": labels}), tmp_path / "d.parquet")
     (tmp_path / "e.txt").write_text("\n".join(t if i % 7 else " " for i, t in enumerate(texts)))
     datasets.Dataset.from_dict({"text": texts, "label": labels}).save_to_disk(tmp_path / "f")
@@ -391,6 +394,7 @@ def test_the_drivers_row_count_is_what_ray_data_reads(ray_cluster: dict, tmp_pat
         ({"files": [str(tmp_path / "a.tsv")]}, {"text": "sentence"}, "classification"),
         ({"files": [str(tmp_path / "b.csv")]}, {}, "classification"),
         ({"files": [str(tmp_path / "c.jsonl")]}, {}, "classification"),
+        ({"files": [str(tmp_path / "g.jsonl")]}, {}, "classification"),
         ({"files": [str(tmp_path / "d.parquet")]}, {}, "classification"),
         ({"files": [str(tmp_path / "e.txt")]}, {}, "mlm"),
         ({"files": [str(tmp_path / "f")], "format": "hf"}, {}, "classification"),
