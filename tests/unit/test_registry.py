@@ -153,6 +153,20 @@ def test_twenty_concurrent_writers_lose_nothing(registry_url: str) -> None:
 
 
 def _first_use(url: str, queue: mp.Queue) -> None:
+    import time
+
+    from alembic.runtime import migration
+
+    # Widen the gap after each transaction Alembic ends: when it committed after every
+    # revision, a second process took the lock there and applied the next revision again
+    # (seen once in CI on a loaded machine; with this pause, every time).
+    end = migration._ProxyTransaction.__exit__
+
+    def end_then_pause(self, *exc):  # type: ignore[no-untyped-def]
+        end(self, *exc)
+        time.sleep(0.2)
+
+    migration._ProxyTransaction.__exit__ = end_then_pause  # type: ignore[method-assign]
     try:
         create_registry_engine(url).dispose()
         queue.put(None)
@@ -172,6 +186,29 @@ def test_concurrent_first_use_migrates_once(tmp_path) -> None:  # type: ignore[n
         p.join(timeout=30)
     reg = Registry(url)
     assert current_revision(reg.engine) == head_revision(alembic_config(reg.engine))
+
+
+def test_an_older_sqlite_registry_upgrades_in_place(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A registry written by an earlier release keeps its rows through the upgrade."""
+    from alembic import command
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_registry_engine(url, migrate=False)
+    command.upgrade(alembic_config(engine), "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO jobs (kind, name, status, priority, spec, resources, "
+                "attempts, cancel_requested, created_at) VALUES ('tokenizer', 'old', 'SUCCEEDED', "
+                "0, '{}', '{}', 1, 0, CURRENT_TIMESTAMP)"
+            )
+        )
+    engine.dispose()
+    reg = Registry(url)
+    assert current_revision(reg.engine) == head_revision(alembic_config(reg.engine))
+    with reg.session() as s:
+        assert [(j.name, j.status) for j in s.scalars(select(Job))] == [("old", "SUCCEEDED")]
 
 
 def test_a_version_number_is_taken_only_once(registry_url: str) -> None:

@@ -12,11 +12,17 @@ MIGRATION_LOCK_ID = 4_242_001  # PostgreSQL advisory lock serialising concurrent
 engine = context.config.attributes["engine"]
 
 with engine.connect() as connection:
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
+        # SQLite's DDL is transactional, but Alembic assumes not and commits after each
+        # revision: a second process taking the lock in between read an older revision
+        # and applied the next one again ("duplicate column"). One transaction (the
+        # engine's BEGIN IMMEDIATE) holds the write lock from the revision read to the end.
+        transactional_ddl=True if sqlite else None,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
