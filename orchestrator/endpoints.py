@@ -28,6 +28,7 @@ from jobs.specs.serving import (
 )
 from orchestrator.config import Settings
 from orchestrator.errors import ClusterError, EndpointError, OrchestratorError, UsageError
+from orchestrator.model_import import check_safetensors
 from orchestrator.ray_client.cluster_info import ClusterInfo
 from orchestrator.ray_client.connection import resolve_cluster
 from orchestrator.ray_client.serve import run_app, serve_applications, serve_delete
@@ -52,8 +53,14 @@ def check_servable(version: ModelVersion, task: str) -> None:
     ref = f"{version.model.name}:{version.version}"
     if not folder.is_dir():
         raise UsageError(f"the files of {ref} are missing: {folder} does not exist")
-    if not any(folder.glob("*.safetensors")):
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
         raise UsageError(f"{ref}: {folder} holds no .safetensors weights (only those are loaded)")
+    for path in weights:
+        try:
+            check_safetensors(path)
+        except UsageError as exc:
+            raise UsageError(f"{ref}: {exc}") from None
     allowed = servable_tasks(version.task)
     if task not in allowed:
         raise UsageError(

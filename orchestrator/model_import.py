@@ -59,6 +59,21 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
+def check_safetensors(path: Path) -> None:
+    """Refuse a weights file that is not whole, readable safetensors (its header parsed and
+    the data it describes all there), naming the file: cheap (no tensor is read), and what
+    would otherwise fail only inside a replica or a job, after a minute of retries."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as weights:
+            weights.keys()
+    except SafetensorError as exc:
+        raise UsageError(f"{path} is not a valid safetensors file: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"{path} cannot be read: {exc.strerror or exc}") from None
+
+
 def check_folder(folder: Path) -> tuple[list[Path], list[Path]]:
     """The files to copy and the pickled ones left behind (relative paths); refuses a folder
     without safetensors weights or a tokenizer, saying why."""
@@ -80,6 +95,8 @@ def check_folder(folder: Path) -> tuple[list[Path], list[Path]]:
                 "model.safetensors",
             )
         raise UsageError(f"{folder} holds no model weights (no *.safetensors file)")
+    for path in weights:
+        check_safetensors(folder / path)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise UsageError(
             f"{folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}): serving, "

@@ -203,27 +203,37 @@ def test_promoting_a_version_that_cannot_be_served_leaves_the_endpoint_as_it_is(
 def test_a_model_that_fails_to_load_is_a_failed_endpoint_that_says_why(
     served: dict, tmp_path: Path
 ) -> None:
+    """Weights that do not fit their config (whole files, so only loading them finds it): the
+    replicas fail, the endpoint is FAILED with the cause and nothing keeps retrying. A broken
+    weights file is refused before anything is deployed, naming the file."""
     import shutil
 
     env, settings = served["env"], served["settings"]
+    misfit = tmp_path / "misfit"
+    shutil.copytree(make_tiny_model(tmp_path / "ok", "text-classification"), misfit)
+    config = json.loads((misfit / "config.json").read_text())
+    (misfit / "config.json").write_text(json.dumps({**config, "hidden_size": 64}))
     broken = tmp_path / "broken"
-    shutil.copytree(make_tiny_model(tmp_path / "ok", "text-classification"), broken)
+    shutil.copytree(tmp_path / "ok", broken)
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     with served["registry"].session() as s:
-        store.add_model_version(
-            s, name="serve-broken", task="text-classification", artifact_uri=str(broken)
-        )
-    out = run_orch(["serve", "serve-broken", "--cpus-per-replica", "0.25"], env, timeout=600)
+        for path in (misfit, broken):
+            store.add_model_version(
+                s, name="serve-broken", task="text-classification", artifact_uri=str(path)
+            )
+    out = run_orch(["serve", "serve-broken:1", "--cpus-per-replica", "0.25"], env, timeout=600)
     assert out.returncode != 0 and "serve-broken" in out.stderr, out.stderr
-    assert "SafetensorError" in out.stderr or "header" in out.stderr, out.stderr  # the cause
+    assert "mismatch" in out.stderr, out.stderr  # the cause, from the replica
     shown = json.loads(
         run_orch(["endpoints", "show", "serve-broken", "--format", "json"], env, check=True).stdout
     )
     assert shown["status"] == "FAILED" and "serve-broken:1" in shown["message"], shown
     info = resolve_cluster(settings)
     assert "serve-broken" not in serve_applications(info)  # nothing keeps retrying
-    out = run_orch(["serve", "serve-broken"], env, timeout=600)  # again: the same, cleanly
-    assert out.returncode != 0 and "serve-broken" not in serve_applications(info)
+    out = run_orch(["serve", "serve-broken:2"], env, timeout=60)  # refused before deploying
+    assert out.returncode == 2, out.stderr
+    assert f"{broken / 'model.safetensors'} is not a valid safetensors file" in out.stderr
+    assert "serve-broken" not in serve_applications(info)
     status, answer, _ = http(served["urls"]["serve-cls"].replace("serve-cls", "serve-broken"))
     assert status == 404 and "serve-broken" in answer["error"]
 

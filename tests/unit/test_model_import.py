@@ -103,6 +103,13 @@ def test_bad_folders_and_tasks_are_refused_saying_why(orch_home: Path, tmp_path:
     code, _, err = orch("models", "import", str(broken), "--name", "x")
     assert code == 2 and "config.json is not valid JSON" in err
 
+    truncated = tmp_path / "truncated"
+    shutil.copytree(minilm_path(), truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])  # a download cut short
+    code, _, err = orch("models", "import", str(truncated), "--name", "x")
+    assert code == 2 and f"{weights} is not a valid safetensors file" in err, err
+
     classifier = make_tiny_model(tmp_path / "classifier", "text-classification")
     assert orch("models", "import", str(minilm_path()), "--name", "enc")[0] == 0
     code, _, err = orch("models", "import", str(classifier), "--name", "enc")
