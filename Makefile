@@ -65,6 +65,7 @@ demo: install
 bench: install
 	$(BIN)/python -m bench.tokenization
 	$(BIN)/python -m bench.finetune
+	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.pretrain
 	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.sst2_full    # the longest: about 20 minutes on 2 cores

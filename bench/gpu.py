@@ -179,6 +179,8 @@ def serve_rows(
             row.update(dtype=options["dtype"], tokens_per_s=row["req_per_s"] * mean_tokens)
             rows.append(row)
             print(table([row], SERVE_COLUMNS), file=sys.stderr)
+            if row["errors"]:
+                print(f"first error: {row['first_error']}", file=sys.stderr)
     finally:
         endpoints.delete(settings, registry, name)
     return rows
@@ -243,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(train, TRAIN_COLUMNS))
     print("\nserving the fine-tuned MiniLM (`orch serve`), one asyncio client")
     print(table(serve, SERVE_COLUMNS))
+    for row in serve:
+        if row["errors"]:
+            print(f"concurrency {row['concurrency']}: first error {row['first_error']}")
     print(f"\nwhole run {wall:.0f} s")
     if args.smoke:
         return 0

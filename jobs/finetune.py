@@ -42,7 +42,7 @@ def run(spec: FinetuneJobSpec, ctx: JobContext) -> dict[str, Any]:
         "token-classification" if tagged else "classification",
         folder,
         spec.labels,
-        spec.scaling.data_cpus,
+        spec.scaling,
     )
     rows = "sentences" if tagged else "rows"
     ctx.progress(

@@ -67,7 +67,7 @@ def run(spec: PretrainJobSpec, ctx: JobContext) -> dict[str, Any]:
     }
     config = model_config(spec.model, len(tokenizer), tokenizer.pad_token_id, special)
     ctx.progress(f"reading the corpus; tokenizer {tokenizer_ref} ({len(tokenizer):,} tokens)")
-    data = prepare(spec.data, "mlm", tokenizer_dir, None, spec.scaling.data_cpus)
+    data = prepare(spec.data, "mlm", tokenizer_dir, None, spec.scaling)
     ctx.progress(f"{data.splits['train'].rows:,} train / {data.splits['eval'].rows:,} eval rows")
     return train_and_register(
         spec,

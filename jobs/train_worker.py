@@ -49,7 +49,7 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
 
         torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
     metrics = MetricsReport(reporter, plan.task, plan.max_steps, plan.num_workers)
-    trainer = build_trainer(plan, metrics if rank == 0 else None)
+    trainer = build_trainer(plan, metrics if rank == 0 else None, config.get("data"))
     trainer.train(resume_from_checkpoint=resume)
 
     params = _params_per_rank(trainer.model_wrapped)
@@ -216,7 +216,11 @@ def _tf32_available() -> bool:
     return bool(is_torch_tf32_available())
 
 
-def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:
+def build_trainer(
+    plan: Plan, metrics: MetricsReport | None, in_memory: dict[str, Any] | None = None
+) -> Any:
+    """The Trainer on this worker's Ray Data shards, or on the splits the driver tokenised in
+    memory (``in_memory``: ``TokenizedRows``, which iterate as a shard does)."""
     import ray.train
 
     from jobs.metrics import argmax_logits, compute_metrics_fn, token_metrics_fn
@@ -228,20 +232,22 @@ def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:
         token_labels=plan.task == "token-classification",
     )
     batch = plan.train["batch_size"]
-    train_shard = ray.train.get_dataset_shard("train")
+    splits = in_memory or {name: ray.train.get_dataset_shard(name) for name in ("train", "eval")}
+    train_shard = splits["train"]
     if plan.group_by_length:
-        train_iter: Any = LengthGroupedBatches(train_shard, batch, collate)
+        train_iter: Any = LengthGroupedBatches(train_shard, batch, collate, plan.train["seed"])
     else:
         train_iter = train_shard.iter_torch_batches(
             batch_size=batch, collate_fn=collate, prefetch_batches=2
         )
-    eval_iter: Any = ray.train.get_dataset_shard("eval").iter_torch_batches(
+    eval_iter: Any = splits["eval"].iter_torch_batches(
         batch_size=plan.train["eval_batch_size"], collate_fn=collate
     )
     if plan.cache_eval:
         eval_iter = ReplayedBatches(eval_iter)
     in_place = plan.num_workers == 1
-    if in_place:  # the pipeline's processes start while the model and Trainer are built
+    if in_place and in_memory is None:  # the pipeline's processes start while the model and
+        # the Trainer are built
         train_iter = StartedEarly(train_iter)
     callbacks: list[Any] = [ReportCheckpoint(in_place, plan.train["keep_checkpoints"])]
     if plan.train.get("max_seconds"):
@@ -253,6 +259,7 @@ def build_trainer(plan: Plan, metrics: MetricsReport | None) -> Any:
         compute = compute_metrics_fn(plan.metrics, plan.num_labels or 2)
     elif plan.task == "token-classification":  # argmax per batch: no logits accumulate
         compute, preprocess = token_metrics_fn(plan.metrics, plan.label_names or []), argmax_logits
+    transformers.set_seed(plan.train["seed"])  # the new head's weights: the Trainer seeds later
     return ShardTrainer(
         model=build_model(plan),
         args=training_args(plan),

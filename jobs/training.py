@@ -1,5 +1,6 @@
 """What pretraining and fine-tuning share: the Hugging Face ``Trainer`` run inside Ray Train
-workers on Ray Data shards, with checkpoints, retries, live metrics and best-model export.
+workers on Ray Data shards (or rows in memory), with checkpoints, retries, live metrics and
+best-model export.
 
 The driver builds a ``Plan`` (plain, picklable data) and a ``TorchTrainer``; every worker
 runs ``worker_loop(plan)`` (``jobs/train_worker.py``) and reports metrics and restarts to the
@@ -11,9 +12,10 @@ RNG state, through the Trainer's own resume.
 A single worker runs in the driver itself: Ray Train's local mode (``num_workers=0``), which
 starts no controller, worker or dataset-split actors. Each of those is a Python process that
 imports torch: on a 40-step version of ``bench/finetune.py``'s job on 2 cores they cost
-11-14 s of start-up (README, *Benchmarks*). Its checkpoints are marked complete in place,
-and when the driver dies the job's next attempt resumes from the latest complete one
-(``resume_point``).
+11-14 s of start-up (README, *Benchmarks*). With small data the driver has also tokenised
+the rows in memory (``data.pipeline``), so no Ray Data process starts either. Its checkpoints
+are marked complete in place, and when the driver dies the job's next attempt resumes from
+the latest complete one (``resume_point``).
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def fit(spec: TrainingJobSpec, ctx: JobContext, plan: Plan, data: PreparedData) 
     from ray.train.torch import TorchTrainer
 
     scaling = spec.scaling
-    if scaling.num_workers == 1:  # local mode: the loop runs here, on the driver's CPUs/GPUs
+    local = scaling.num_workers == 1  # local mode: the loop runs here, on the driver's CPUs/GPUs
+    if local:
         workers = ScalingConfig(num_workers=0)
     else:
         workers = ScalingConfig(
@@ -100,10 +103,14 @@ def fit(spec: TrainingJobSpec, ctx: JobContext, plan: Plan, data: PreparedData) 
             resources_per_worker=scaling.worker_bundle(),
             placement_strategy=scaling.placement,
         )
-    with DriverSink(ctx) as sink:  # the queue actor goes away whatever happens
+    splits = {"train": data.train, "eval": data.eval}
+    with DriverSink(ctx, in_process=local) as sink:  # the queue goes away whatever happens
+        config = {"plan": asdict(plan), "reporter": sink.reporter}
+        if data.in_memory:  # local mode hands the config over as it is: nothing is copied
+            config["data"] = splits
         trainer = TorchTrainer(
             worker_loop,
-            train_loop_config={"plan": asdict(plan), "reporter": sink.reporter},
+            train_loop_config=config,
             scaling_config=workers,
             run_config=RunConfig(
                 name=f"job-{ctx.job_id}",
@@ -111,9 +118,12 @@ def fit(spec: TrainingJobSpec, ctx: JobContext, plan: Plan, data: PreparedData) 
                 failure_config=FailureConfig(max_failures=spec.retries),
                 checkpoint_config=CheckpointConfig(num_to_keep=spec.train.keep_checkpoints),
             ),
-            datasets={"train": data.train, "eval": data.eval},
+            datasets=None if data.in_memory else splits,
         )
-        ctx.progress(f"training: {plan.max_steps} steps on {scaling.num_workers} worker(s)")
+        pipeline = "rows tokenised in memory" if data.in_memory else "streaming through Ray Data"
+        ctx.progress(
+            f"training: {plan.max_steps} steps on {scaling.num_workers} worker(s); {pipeline}"
+        )
         result = trainer.fit()
     if not result.return_value:
         raise RuntimeError("training finished but rank 0 returned no result")
@@ -179,6 +189,7 @@ def train_and_register(
         {
             "worker_nodes": len(set(result.get("worker_nodes", []))),
             "params_per_rank": result.get("params_per_rank"),
+            "pipeline": "in-memory" if data.in_memory else "streaming",
             **_headline(metrics),
         },
         base_model=lineage.base_model,

@@ -4,7 +4,9 @@ Workers never open the registry (no database URL travels to them). Rank 0 puts i
 (metric rows with a progress line; a restart of the worker group; notes for the job's
 history) on a small Ray queue actor
 that the driver created; a thread on the driver drains it and writes through the job's
-``JobContext``. Metrics therefore still reach the registry while the job runs.
+``JobContext``. Metrics therefore still reach the registry while the job runs. A single
+worker trains inside the driver (Ray Train's local mode): its queue is a plain in-process
+one, and no queue actor (a process of its own) is started.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class WorkerReporter:
     """The worker's end: picklable (a Ray actor handle inside), so it travels in the
     ``train_loop_config``."""
 
-    queue: Any  # ray.util.queue.Queue
+    queue: Any  # ray.util.queue.Queue, or queue.Queue in the driver's own process
 
     def metrics(self, rows: list[dict[str, Any]], progress: str) -> None:
         self.queue.put(("metrics", rows, progress))
@@ -40,13 +42,20 @@ class WorkerReporter:
 
 class DriverSink:
     """The driver's end: ``with DriverSink(ctx) as sink: fit(..., sink.reporter)``. On exit
-    (success or failure) every report already sent is written, then the queue goes away."""
+    (success or failure) every report already sent is written, then the queue goes away.
+    ``in_process``: the worker runs in this process (local mode)."""
 
-    def __init__(self, ctx: JobContext) -> None:
-        from ray.util.queue import Queue
+    def __init__(self, ctx: JobContext, in_process: bool = False) -> None:
+        self.ctx, self.in_process = ctx, in_process
+        self.queue: Any
+        if in_process:
+            import queue
 
-        self.ctx = ctx
-        self.queue = Queue(actor_options={"num_cpus": 0})
+            self.queue, self._empty = queue.Queue(), queue.Empty
+        else:
+            from ray.util.queue import Empty, Queue
+
+            self.queue, self._empty = Queue(actor_options={"num_cpus": 0}), Empty
         self.reporter = WorkerReporter(self.queue)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="worker-reports", daemon=True)
@@ -58,15 +67,14 @@ class DriverSink:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
-        self.queue.shutdown()
+        if not self.in_process:
+            self.queue.shutdown()  # the Ray queue's actor
 
     def _drain(self) -> None:
-        from ray.util.queue import Empty
-
         while True:
             try:
                 item = self.queue.get(block=True, timeout=POLL_S)
-            except Empty:
+            except self._empty:
                 if self._done.is_set():
                     return
                 continue

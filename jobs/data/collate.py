@@ -73,15 +73,19 @@ class TokenCounter:
 
 class LengthGroupedBatches:
     """Batches of similar length: sort windows of 50 batches by length, then shuffle the
-    batches (less padding, same randomness across the epoch as a whole)."""
+    batches (less padding, same randomness across the epoch as a whole). The shuffle is
+    seeded by ``seed`` and the pass (epoch): a run is reproducible, and a resumed run skips
+    the batches the interrupted one saw."""
 
     WINDOW = 50
 
-    def __init__(self, shard: Any, batch_size: int, collate: PadCollate) -> None:
+    def __init__(self, shard: Any, batch_size: int, collate: PadCollate, seed: int = 0) -> None:
         self.shard, self.batch_size, self.collate = shard, batch_size, collate
+        self.seed, self.passes = seed, 0
 
     def __iter__(self) -> Any:
-        rng = np.random.default_rng()
+        rng = np.random.default_rng([self.seed, self.passes])
+        self.passes += 1
         for window in self.shard.iter_batches(
             batch_size=self.batch_size * self.WINDOW, batch_format="numpy"
         ):

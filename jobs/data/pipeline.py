@@ -1,10 +1,17 @@
-"""Ray Data pipelines: read dataset files, map columns, split, check labels and tokenise as
-a stream (batches are collated in the training workers: ``jobs.data.collate``).
+"""Input pipelines: read dataset files, map columns, split, check labels and tokenise
+(batches are collated in the training workers: ``jobs.data.collate``).
 
-Rows never pass through the driver's memory: the driver builds lazy ``ray.data.Dataset``s
-and hands them to the ``TorchTrainer``, whose workers pull their shards. Tagged sentences
-(token classification) are checked and counted by the driver streaming each file once;
-Ray tasks then parse the files again with the same parser.
+Streaming (``data.pipeline``): rows never pass through the driver's memory; the driver builds
+lazy ``ray.data.Dataset``s and hands them to the ``TorchTrainer``, whose workers pull their
+shards through Ray Data's read tasks and tokenizer actors. Tagged sentences (token
+classification) are checked and counted by the driver streaming each file once; Ray tasks
+then parse the files again with the same parser.
+
+In memory (one worker, small data): the driver reads the same rows with the same parsers and
+tokenises them with the same UDFs itself, before training, into ``TokenizedRows``; a
+one-worker job trains in its driver, so no Ray Data process starts at all. On a 2-core
+machine those processes cost seconds of start-up and a share of the cores beside the
+training step (README, *Benchmarks*).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import ray
 
+from jobs.data.in_memory import TokenizedRows
 from jobs.data.readers import (
     TAGGED_FORMATS,
     Fingerprint,
@@ -40,7 +48,7 @@ from jobs.data.readers import (
     tag_ids,
 )
 from jobs.errors import JobInputError
-from jobs.specs.training import Columns, DataSpec, Files
+from jobs.specs.training import Columns, DataSpec, Files, ScalingSpec
 
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
 
@@ -53,22 +61,36 @@ class SplitInfo:
 
 @dataclass
 class PreparedData:
-    """Lazy tokenised datasets plus what the driver learnt about them on the way."""
+    """Tokenised splits (lazy Ray Data datasets, or rows in memory) plus what the driver learnt
+    about them on the way."""
 
-    train: ray.data.Dataset
-    eval: ray.data.Dataset
+    train: ray.data.Dataset | TokenizedRows
+    eval: ray.data.Dataset | TokenizedRows
     splits: dict[str, SplitInfo] = field(default_factory=dict)
     label_names: list[str] | None = None
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.train, TokenizedRows)
 
 
 # --- reading ------------------------------------------------------------------------------
 
 
-def read_files(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint, list[str]]:
-    """A lazy dataset over a split's files, after checking they exist, are not empty and
-    are valid UTF-8 text; with the column names of the first file."""
+class SplitFiles(NamedTuple):
+    """A split's files after the checks every job makes before reading them."""
+
+    paths: list[str]
+    format: str
+    fingerprint: Fingerprint
+    columns: list[str]  # of the first file
+    hf: Any = None  # the loaded `save_to_disk` dataset (format hf)
+
+
+def check_files(spec: Files, what: str) -> SplitFiles:
+    """A split's files, after checking they exist, are not empty and are valid UTF-8 text."""
     if spec.format == "hf":
-        return _read_hf(spec, what)
+        return _check_hf(spec, what)
     paths = resolve_files(spec.files, f"data.{what}")
     fmt = single_format(paths, spec.format, f"data.{what}")
     if fmt == "conll":
@@ -79,19 +101,30 @@ def read_files(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint, l
     check_not_empty(paths)
     if fmt != "parquet":
         check_utf8(paths)
-    fingerprint = fingerprint_files(paths)
-    names = header_columns(paths[0], fmt)
+    return SplitFiles(paths, fmt, fingerprint_files(paths), header_columns(paths[0], fmt))
+
+
+def read_files(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint, list[str]]:
+    """A lazy dataset over a split's checked files (``check_files``), with the column names
+    of the first file."""
+    files = check_files(spec, what)
+    return _ray_dataset(files), files.fingerprint, files.columns
+
+
+def _ray_dataset(files: SplitFiles) -> ray.data.Dataset:
+    paths, fmt = files.paths, files.format
+    if fmt == "hf":
+        return ray.data.from_huggingface(files.hf)
     if fmt in ("csv", "tsv"):
-        parse = csv_parse_options(fmt)
-        return ray.data.read_csv(paths, parse_options=parse, **read_args()), fingerprint, names
+        return ray.data.read_csv(paths, parse_options=csv_parse_options(fmt), **read_args())
     if fmt == "jsonl":
-        return ray.data.read_json(paths, lines=True, **read_args()), fingerprint, names
+        return ray.data.read_json(paths, lines=True, **read_args())
     if fmt == "parquet":
-        return ray.data.read_parquet(paths, **read_args()), fingerprint, names
-    return ray.data.read_text(paths, **read_args()), fingerprint, names
+        return ray.data.read_parquet(paths, **read_args())
+    return ray.data.read_text(paths, **read_args())
 
 
-def _read_hf(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint, list[str]]:
+def _check_hf(spec: Files, what: str) -> SplitFiles:
     import datasets
 
     folder = spec.files[0]
@@ -108,8 +141,7 @@ def _read_hf(spec: Files, what: str) -> tuple[ray.data.Dataset, Fingerprint, lis
             )
         loaded = loaded[spec.hf_split]
     files = sorted(str(p) for p in Path(folder).rglob("*") if p.is_file())
-    names = list(loaded.column_names)
-    return ray.data.from_huggingface(loaded), fingerprint_files(files), names
+    return SplitFiles(files, "hf", fingerprint_files(files), list(loaded.column_names), loaded)
 
 
 def read_args() -> dict[str, Any]:
@@ -319,12 +351,27 @@ def _tokenizer_pool(
 # --- the whole pipeline, as the driver builds it ----------------------------------------------
 
 
-def _load_split(
-    files: Files, spec: DataSpec, task: str, what: str
-) -> tuple[Any, dict[str, str], Fingerprint]:
-    ds, fingerprint, names = read_files(files, what)
-    columns = check_columns(names, spec, task, ", ".join(files.files))
-    return (ds.limit(spec.max_rows) if spec.max_rows else ds), columns, fingerprint
+IN_MEMORY_MAX_BYTES = 64 * 2**20  # data.pipeline auto: at most this much input in memory
+IN_MEMORY_BLOCK = 1024  # rows tokenised at a time by an in-memory pipeline
+
+
+def in_memory(spec: DataSpec, num_workers: int) -> bool:
+    """Whether the driver reads and tokenises the whole dataset itself (``data.pipeline``):
+    for one worker (it trains in the driver) and at most 64 MiB of files with ``auto``."""
+    if spec.pipeline != "auto":
+        return spec.pipeline == "in-memory"
+    if num_workers != 1:
+        return False
+    size = 0
+    for what, files in (("train", spec.train), ("eval", spec.eval)):
+        if files is None:
+            continue
+        if files.format == "hf":
+            paths = [str(p) for p in Path(files.files[0]).rglob("*") if p.is_file()]
+        else:
+            paths = resolve_files(files.files, f"data.{what}")
+        size += sum(Path(p).stat().st_size for p in paths)
+    return size <= IN_MEMORY_MAX_BYTES
 
 
 def _batches(files: Files, what: str, columns: list[str]) -> Iterator[dict[str, list[Any]]]:
@@ -342,6 +389,22 @@ def _batches(files: Files, what: str, columns: list[str]) -> Iterator[dict[str, 
     fmt = single_format(paths, files.format, f"data.{what}")
     for path in paths:
         yield from column_batches(path, fmt, columns)
+
+
+def _first_rows(
+    files: Files, what: str, columns: list[str], max_rows: int | None
+) -> Iterator[dict[str, list[Any]]]:
+    """``_batches`` of the first ``max_rows`` rows (all rows if None), as the pipeline's
+    ``limit``."""
+    left = max_rows
+    for batch in _batches(files, what, columns):
+        if left is not None:
+            size = min(len(batch[columns[0]]), left)
+            left -= size
+            batch = {c: values[:size] for c, values in batch.items()}
+        yield batch
+        if left == 0:
+            return
 
 
 class Tally(NamedTuple):
@@ -366,59 +429,137 @@ def tally(
     label, text = columns.get(LABEL), columns[TEXT]
     read = list(dict.fromkeys(c for c in (label, text if split else None) if c)) or [text]
     counts: list[Counter[Any]] = [Counter(), Counter()]  # kept (or train), held out
-    left = max_rows or None
-    for batch in _batches(files, what, read):
-        size = len(batch[read[0]])
-        if left is not None:
-            size = min(size, left)
-            left -= size
-        labels = batch[label][:size] if label else [None] * size
+    for batch in _first_rows(files, what, read, max_rows):
+        labels = batch[label] if label else [None] * len(batch[read[0]])
         if split:
-            held = [_in_eval(str(t), split[1], split[0]) for t in batch[text][:size]]
+            held = [_in_eval(str(t), split[1], split[0]) for t in batch[text]]
             for value, out in zip(labels, held, strict=True):
                 counts[out][value] += 1
         else:
             counts[0].update(labels)
-        if left == 0:
-            break
     tallies = [Tally(sum(c.values()), c if label else Counter()) for c in counts]
     return tallies if split else tallies[:1]
 
 
+def collect(
+    files: Files,
+    what: str,
+    columns: dict[str, str],
+    max_rows: int | None,
+    split: tuple[float, int] | None = None,
+) -> list[dict[str, list[Any]]]:
+    """The rows ``tally`` counts, read into memory (the columns ``columns`` names):
+    ``[kept]`` or ``[train, held out]``."""
+    names = list(dict.fromkeys(columns.values()))
+    sides: list[dict[str, list[Any]]] = [{c: [] for c in names}, {c: [] for c in names}]
+    for batch in _first_rows(files, what, names, max_rows):
+        if split is None:
+            for c in names:
+                sides[0][c].extend(batch[c])
+            continue
+        held = [_in_eval(str(t), split[1], split[0]) for t in batch[columns[TEXT]]]
+        for c in names:
+            for value, out in zip(batch[c], held, strict=True):
+                sides[out][c].append(value)
+    return sides if split else sides[:1]
+
+
+def _counted(rows: dict[str, list[Any]], columns: dict[str, str]) -> Tally:
+    label = columns.get(LABEL)
+    return Tally(len(rows[columns[TEXT]]), Counter(rows[label]) if label else Counter())
+
+
+def tokenize_in_memory(rows: dict[str, list[Any]], udf: Any) -> TokenizedRows:
+    """Rows read into memory, tokenised by ``udf`` (the Ray Data UDF a streaming pipeline
+    runs in its actors) a block at a time, in the calling process."""
+    count = len(next(iter(rows.values())))
+    return TokenizedRows.concat(
+        [
+            udf({c: objects(values[i : i + IN_MEMORY_BLOCK]) for c, values in rows.items()})
+            for i in range(0, count, IN_MEMORY_BLOCK)
+        ]
+    )
+
+
+def objects(values: list[Any]) -> np.ndarray:
+    """A column as Ray Data hands it to a UDF: numbers as a numeric array, anything else (str,
+    lists of words) as an object array, one element per row."""
+    if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return np.asarray(values)
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
 def prepare(
-    spec: DataSpec, task: str, tokenizer_dir: str, label_names: list[str] | None, data_cpus: float
+    spec: DataSpec,
+    task: str,
+    tokenizer_dir: str,
+    label_names: list[str] | None,
+    scaling: ScalingSpec,
 ) -> PreparedData:
-    """Build the lazy train/eval pipelines; count rows and check labels on the way. ``task``:
-    classification, mlm or token-classification."""
+    """The train/eval splits, streaming (lazy Ray Data pipelines) or in memory (tokenised here,
+    ``data.pipeline``); rows counted and labels checked on the way. ``task``: classification,
+    mlm or token-classification."""
     ray.data.DataContext.get_current().enable_progress_bars = False  # they flood job logs
+    memory = in_memory(spec, scaling.num_workers)
     if task == "token-classification":
-        return _prepare_tagged(spec, tokenizer_dir, label_names, data_cpus)
-    train, columns, train_fp = _load_split(spec.train, spec, task, "train")
+        return _prepare_tagged(spec, tokenizer_dir, label_names, scaling.data_cpus, memory)
+    train_files = check_files(spec.train, "train")
+    columns = check_columns(train_files.columns, spec, task, ", ".join(spec.train.files))
+    eval_files, eval_columns = train_files, columns
     if spec.eval is not None:
-        held, eval_columns, eval_fp = _load_split(spec.eval, spec, task, "eval")
+        eval_files = check_files(spec.eval, "eval")
+        eval_columns = check_columns(eval_files.columns, spec, task, ", ".join(spec.eval.files))
+    split = None if spec.eval is not None else (spec.eval_fraction, spec.split_seed)
+    rows: list[dict[str, list[Any]]] = []
+    if memory:
+        rows = collect(spec.train, "train", columns, spec.max_rows, split)
+        if spec.eval is not None:
+            rows += collect(spec.eval, "eval", eval_columns, spec.max_rows)
+        (train_rows, train_labels), (eval_rows, eval_labels) = (
+            _counted(rows[0], columns),
+            _counted(rows[1], eval_columns),
+        )
+    elif spec.eval is not None:
         [(train_rows, train_labels)] = tally(spec.train, "train", columns, spec.max_rows)
         [(eval_rows, eval_labels)] = tally(spec.eval, "eval", eval_columns, spec.max_rows)
     else:
-        train, held = split_by_fraction(train, columns[TEXT], spec.eval_fraction, spec.split_seed)
-        eval_columns, eval_fp = columns, train_fp
         [(train_rows, train_labels), (eval_rows, eval_labels)] = tally(
-            spec.train, "train", columns, spec.max_rows, (spec.eval_fraction, spec.split_seed)
+            spec.train, "train", columns, spec.max_rows, split
         )
     names, label2id = None, None
     if task == "classification":  # label problems first: they say more than a missing split
         names = resolve_labels([*train_labels, *eval_labels], label_names)
         label2id = {n: i for i, n in enumerate(names)}
-    for name, rows in (("train", train_rows), ("eval", eval_rows)):
-        if rows == 0:
+    for name, count in (("train", train_rows), ("eval", eval_rows)):
+        if count == 0:
             raise JobInputError(
                 f"the {name} split has no rows"
                 + (" (data.eval_fraction too small?)" if name == "eval" else "")
             )
-    cpus = max(data_cpus / 2, READ_CPUS + OP_CPUS)  # each split's pool: they run in turn
+    splits = {
+        "train": SplitInfo(train_rows, train_files.fingerprint),
+        "eval": SplitInfo(eval_rows, eval_files.fingerprint),
+    }
+    if memory:
+        core = tokenizer_core(tokenizer_dir, spec.max_length)
+        train, held = (
+            tokenize_in_memory(side, Tokenize(tokenizer_dir, core, spec.max_length, cols, label2id))
+            for side, cols in ((rows[0], columns), (rows[1], eval_columns))
+        )
+        return PreparedData(train, held, splits, names)
+    train_ds, held_ds = _ray_dataset(train_files), _ray_dataset(eval_files)
+    if spec.max_rows:
+        train_ds, held_ds = train_ds.limit(spec.max_rows), held_ds.limit(spec.max_rows)
+    if split is not None:
+        train_ds, held_ds = split_by_fraction(train_ds, columns[TEXT], *split)
+    cpus = max(scaling.data_cpus / 2, READ_CPUS + OP_CPUS)  # each split's pool: in turn
     return PreparedData(
-        train=tokenize(train, tokenizer_dir, spec.max_length, columns, label2id, cpus),
-        eval=tokenize(held, tokenizer_dir, spec.max_length, eval_columns, label2id, cpus),
-        splits={"train": SplitInfo(train_rows, train_fp), "eval": SplitInfo(eval_rows, eval_fp)},
+        train=tokenize(train_ds, tokenizer_dir, spec.max_length, columns, label2id, cpus),
+        eval=tokenize(held_ds, tokenizer_dir, spec.max_length, eval_columns, label2id, cpus),
+        splits=splits,
         label_names=names,
     )
 
@@ -510,7 +651,7 @@ def sentence_dataset(
 ) -> ray.data.Dataset:
     """A lazy dataset of the split's sentences, parsed in Ray tasks (one per file): only
     the file names pass through the driver, never the rows."""
-    items = [{"path": path, "take": take} for path, take in tagged.scan.taken.items()]
+    items = _sentence_files(tagged)
     return ray.data.from_items(items, override_num_blocks=len(items)).flat_map(
         _sentence_rows,
         fn_kwargs={
@@ -521,6 +662,29 @@ def sentence_dataset(
         },
         num_cpus=READ_CPUS,
     )
+
+
+def _sentence_files(tagged: TaggedSplit) -> list[dict[str, Any]]:
+    return [{"path": path, "take": take} for path, take in tagged.scan.taken.items()]
+
+
+def sentences_in_memory(
+    tagged: TaggedSplit,
+    columns: Columns,
+    label2id: dict[str, int],
+    split: SplitRule | None,
+    tokenize_words: TokenizeTagged,
+) -> TokenizedRows:
+    """The split's sentences parsed and tokenised in this process (``data.pipeline``
+    in-memory), with the same parser and tokenizer as ``sentence_dataset``."""
+    rows: dict[str, list[Any]] = {TOKENS: [], TAGS: []}
+    for item in _sentence_files(tagged):
+        for row in _sentence_rows(
+            item, tagged.format, (columns.tokens, columns.tags), label2id, split
+        ):
+            rows[TOKENS].append(row[TOKENS])
+            rows[TAGS].append(row[TAGS])
+    return tokenize_in_memory(rows, tokenize_words)
 
 
 def align_tags(word_ids: list[int | None], tags: list[int]) -> list[int]:
@@ -564,27 +728,31 @@ def tokenize_tagged(
     actors: int | None = None,
 ) -> ray.data.Dataset:
     """Stream sentences through a pool of ``TokenizeTagged`` actors (sized as ``tokenize``)."""
+    core = words_core(tokenizer_dir, max_length)
+    return _tokenizer_pool(ds, TokenizeTagged, {"core": core}, data_cpus, batch_size, actors)
+
+
+def words_core(tokenizer_dir: str, max_length: int) -> str:
+    """``tokenizer_core`` for pre-split words; token classification needs a fast tokenizer."""
     core = tokenizer_core(tokenizer_dir, max_length, words=True)
     if core is None:
         raise JobInputError(
             f"the tokenizer in {tokenizer_dir} is not a fast tokenizer: token "
             "classification needs its word_ids() to align tags with sub-tokens"
         )
-    return _tokenizer_pool(
-        ds,
-        TokenizeTagged,
-        {"core": core},
-        data_cpus,
-        batch_size,
-        actors,
-    )
+    return core
 
 
 def _prepare_tagged(
-    spec: DataSpec, tokenizer_dir: str, label_names: list[str] | None, data_cpus: float
+    spec: DataSpec,
+    tokenizer_dir: str,
+    label_names: list[str] | None,
+    data_cpus: float,
+    memory: bool,
 ) -> PreparedData:
-    """Token classification's train/eval pipelines: the driver checks and counts every
-    sentence used (streaming each file once), then Ray tasks parse and tokenise them."""
+    """Token classification's train/eval splits: the driver checks and counts every sentence
+    used (streaming each file once), then Ray tasks parse and tokenise them, or the driver
+    does (``memory``)."""
     columns = spec.columns
     if spec.eval is not None:
         train = check_tagged_files(spec.train, "data.train", columns, label_names, spec.max_rows)
@@ -607,23 +775,23 @@ def _prepare_tagged(
                 + (" (data.eval_fraction too small?)" if name == "eval" else "")
             )
     label2id = {n: i for i, n in enumerate(names)}
+    splits = {
+        "train": SplitInfo(train_rows, train.fingerprint),
+        "eval": SplitInfo(eval_rows, held.fingerprint),
+    }
+    if memory:
+        words = TokenizeTagged(words_core(tokenizer_dir, spec.max_length))
+        return PreparedData(
+            sentences_in_memory(train, columns, label2id, train_rule, words),
+            sentences_in_memory(held, columns, label2id, eval_rule, words),
+            splits,
+            names,
+        )
     cpus = max(data_cpus / 2, READ_CPUS + OP_CPUS)  # each split's pool: they run in turn
-    return PreparedData(
-        train=tokenize_tagged(
-            sentence_dataset(train, columns, label2id, train_rule),
-            tokenizer_dir,
-            spec.max_length,
-            cpus,
-        ),
-        eval=tokenize_tagged(
-            sentence_dataset(held, columns, label2id, eval_rule),
-            tokenizer_dir,
-            spec.max_length,
-            cpus,
-        ),
-        splits={
-            "train": SplitInfo(train_rows, train.fingerprint),
-            "eval": SplitInfo(eval_rows, held.fingerprint),
-        },
-        label_names=names,
+    train_ds, held_ds = (
+        tokenize_tagged(
+            sentence_dataset(tagged, columns, label2id, rule), tokenizer_dir, spec.max_length, cpus
+        )
+        for tagged, rule in ((train, train_rule), (held, eval_rule))
     )
+    return PreparedData(train_ds, held_ds, splits, names)

@@ -71,7 +71,7 @@ class PretrainJobSpec(JobSpecBase, TrainingJobSpec):
         return self
 
     def gang(self) -> list[dict[str, float]]:
-        return training_gang(self.scaling)
+        return training_gang(self.scaling, self.data)
 
 
 class BaseModelSpec(StrictModel):
@@ -190,7 +190,7 @@ class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):
         return self
 
     def gang(self) -> list[dict[str, float]]:
-        return training_gang(self.scaling)
+        return training_gang(self.scaling, self.data)
 
 
 class EvalDataSpec(Files):

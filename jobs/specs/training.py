@@ -58,6 +58,13 @@ class DataSpec(StrictModel):
         "shuffled): measured 2x the training samples/s of plain dynamic padding on SST-2, "
         "with the same dev accuracy (bench/finetune.py).",
     )
+    pipeline: Literal["auto", "streaming", "in-memory"] = Field(
+        "auto",
+        description="streaming: Ray Data reads and tokenises the rows as training consumes "
+        "them (any size, any number of workers). in-memory: the driver reads and tokenises "
+        "them all before training, with no Ray Data processes (one worker only). auto: "
+        "in-memory for a one-worker job whose files hold at most 64 MiB, else streaming.",
+    )
 
 
 class TrainSpec(StrictModel):
@@ -112,7 +119,8 @@ class ScalingSpec(StrictModel):
         0.5,
         ge=0,
         description="CPUs reserved for Ray Data reading and tokenising, beside the "
-        "workers (on a small box, too little here and the input pipeline stalls).",
+        "workers (on a small box, too little here and the input pipeline stalls); none are "
+        "reserved with data.pipeline in-memory.",
     )
 
     @model_validator(mode="after")
@@ -142,11 +150,14 @@ def check_ref(value: str | None, what: str) -> str | None:
     return value
 
 
-def training_gang(scaling: ScalingSpec) -> list[dict[str, float]]:
+def training_gang(scaling: ScalingSpec, data: DataSpec) -> list[dict[str, float]]:
     """The driver, the input pipeline, then every worker. A single worker trains inside the
     driver (Ray Train's local mode: no controller or worker actors), so the driver takes the
-    worker's CPUs and GPUs; with more workers it coordinates and needs no CPU of its own."""
+    worker's CPUs and GPUs; with more workers it coordinates and needs no CPU of its own. An
+    in-memory pipeline runs in the driver: it reserves no CPUs of its own."""
     if scaling.num_workers == 1:
+        if data.pipeline == "in-memory":
+            return [scaling.worker_bundle()]
         return [scaling.worker_bundle(), {"CPU": scaling.data_cpus}]
     return [
         {"CPU": 0.0},
@@ -164,6 +175,15 @@ class TrainingJobSpec(StrictModel):
     retries: int = Field(
         2, ge=0, description="Restarts from the latest checkpoint when a worker or node dies."
     )
+
+    @model_validator(mode="after")
+    def _in_memory_needs_one_worker(self) -> TrainingJobSpec:
+        if self.data.pipeline == "in-memory" and self.scaling.num_workers > 1:
+            raise ValueError(
+                "data.pipeline in-memory needs scaling.num_workers 1 (the driver that holds "
+                "the rows trains them); use streaming or auto with more workers"
+            )
+        return self
 
     @model_validator(mode="after")
     def _precision_needs_gpu(self) -> TrainingJobSpec:

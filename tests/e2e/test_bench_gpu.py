@@ -33,7 +33,8 @@ def test_the_gpu_benchmark_smoke_runs_end_to_end_on_cpu() -> None:
     assert "bert-tiny  fp32" in out  # a fine-tuning row, with its tokens/s
     rows = [ln.split() for ln in out.splitlines() if ln.startswith("float32 ")]
     assert [int(r[1]) for r in rows] == [1, 4]  # serving at both concurrencies
-    assert all(float(r[3]) > 0 and r[-1] == "0" for r in rows), rows  # requests/s; no errors
+    assert all(float(r[3]) > 0 for r in rows), rows  # requests/s
+    assert all(r[-1] == "0" for r in rows), out[-3000:]  # no errors (else the first is shown)
 
 
 @pytest.mark.gpu

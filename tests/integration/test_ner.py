@@ -38,6 +38,7 @@ def test_finetune_minilm_for_ner_on_wnut17(ray_cluster: dict, minilm: str, ner_m
     assert version.artifact_uri == ner_model["path"]
     assert set(version.metrics) >= SEQEVAL and version.metrics["global_step"] == 120
     assert job.result["f1"] == round(version.metrics["f1"], 4)  # the result's headline
+    assert job.result["pipeline"] == "streaming"  # the fixture's data.pipeline
     eval_loss = [m.value for m in rows if m.split == "eval" and m.name == "loss"]
     assert len(eval_loss) == 3 and eval_loss[-1] < eval_loss[0]  # evaluated at 40, 80, 120
     evals = {(m.name, m.step) for m in rows if m.split == "eval"}

@@ -7,6 +7,7 @@ import re
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,7 @@ def test_pretrain_on_two_workers_registers_a_fill_mask_model(
     )
     assert outcome.status == JobStatus.SUCCEEDED, outcome.error
     assert outcome.result["model"] == "tiny-mlm:1" and outcome.result["worker_nodes"] == 1
+    assert outcome.result["pipeline"] == "streaming"  # two workers: Ray Data shards
     with ray_cluster["registry"].session() as s:
         version = store.get_model_version(s, "tiny-mlm")
         tok = store.get_tokenizer(s, tokenizer)
@@ -96,6 +98,8 @@ def test_finetune_minilm_on_sst2_beats_chance(
     assert version.metrics["accuracy"] > 0.6  # chance on SST-2 dev is 0.51
     assert version.metrics["accuracy"] == max(m.value for m in evals)  # the best one
     assert version.base_model == minilm and version.dataset_id is not None
+    # one worker, 640 rows: the driver tokenised them in memory (data.pipeline auto)
+    assert sst2_classifier["outcome"].result["pipeline"] == "in-memory"
 
 
 @pytest.mark.slow
@@ -331,9 +335,10 @@ def test_a_save_to_disk_folder_feeds_the_pipeline(
 ) -> None:
     """`format: hf` reads a `datasets` folder through ray.data.from_huggingface."""
     import datasets
+    import ray.data
 
     from jobs.data.pipeline import prepare
-    from jobs.specs.training import DataSpec
+    from jobs.specs.training import DataSpec, ScalingSpec
 
     rows = [line.split("\t") for line in (sst2 / "dev.tsv").read_text().splitlines()[1:201]]
     folder = tmp_path / "sst2-hf"
@@ -354,24 +359,28 @@ def test_a_save_to_disk_folder_feeds_the_pipeline(
             "columns": {"text": "sentence"},
         }
     )
-    data = prepare(spec, "classification", minilm, ["negative", "positive"], 0.5)
+    streaming = ScalingSpec(num_workers=2, cpus_per_worker=0.5)  # no in-memory for 2 workers
+    data = prepare(spec, "classification", minilm, ["negative", "positive"], streaming)
+    assert isinstance(data.eval, ray.data.Dataset)
     assert (data.splits["train"].rows, data.splits["eval"].rows) == (150, 50)
     batch = next(iter(data.eval.iter_batches(batch_size=8, batch_format="numpy")))
     assert set(batch) == {"input_ids", "labels"} and batch["labels"].dtype.kind == "i"
 
 
-def test_the_drivers_row_count_is_what_ray_data_reads(ray_cluster: dict, tmp_path: Path) -> None:
-    """The driver counts rows and labels itself (``tally``, pyarrow, no Ray task); the
-    pipeline's Ray Data datasets must hold exactly those rows, in every format, with
-    ``max_rows`` and with a split by fraction."""
-    from collections import Counter
-
+def test_streaming_and_in_memory_pipelines_hold_the_same_tokenised_rows(
+    ray_cluster: dict, minilm: str, tmp_path: Path
+) -> None:
+    """The driver counts rows and labels itself (``tally``, pyarrow, no Ray task), and an
+    in-memory pipeline reads and tokenises with the same parsers and UDF in the driver: in
+    every format, with ``max_rows`` and with a split by fraction, the counts are what Ray Data
+    reads, and both pipelines hold the same tokenised rows with the same labels."""
     import datasets
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from jobs.data.pipeline import LABEL, TEXT, _load_split, split_by_fraction, tally
-    from jobs.specs.training import DataSpec
+    from jobs.data.in_memory import TokenizedRows
+    from jobs.data.pipeline import prepare
+    from jobs.specs.training import DataSpec, ScalingSpec
 
     texts = [f"row {i} {'good' if i % 3 else 'bad'} film" for i in range(700)]
     labels = ["pos" if i % 3 else "neg" for i in range(700)]
@@ -399,20 +408,36 @@ def test_the_drivers_row_count_is_what_ray_data_reads(ray_cluster: dict, tmp_pat
         ({"files": [str(tmp_path / "e.txt")]}, {}, "mlm"),
         ({"files": [str(tmp_path / "f")], "format": "hf"}, {}, "classification"),
     ]
-    for files, columns, task in cases:
-        for max_rows in (None, 250):
-            spec = DataSpec.model_validate(
-                {"train": files, "columns": columns, "max_rows": max_rows, "eval_fraction": 0.2}
+
+    def rows(split: Any) -> list[tuple]:
+        batches = split.iter_batches(batch_size=256, batch_format="numpy")
+        return sorted(
+            (tuple(int(i) for i in ids), int(batch["labels"][n]) if "labels" in batch else None)
+            for batch in batches
+            for n, ids in enumerate(batch["input_ids"])
+        )
+
+    one_worker = ScalingSpec(num_workers=1, data_cpus=0.5)
+    variants = [(files, columns, task, 250, None) for files, columns, task in cases]
+    variants.append((*cases[0], None, cases[0][0]))  # an eval file of its own, all rows
+    for files, columns, task, max_rows, evaluated in variants:
+        spec = {"train": files, "eval": evaluated, "columns": columns, "max_rows": max_rows}
+        streamed, held = (
+            prepare(
+                DataSpec.model_validate({**spec, "eval_fraction": 0.2, "pipeline": how}),
+                task,
+                minilm,
+                None,
+                one_worker,
             )
-            ds, roles, _ = _load_split(spec.train, spec, task, "train")
-            expected = Counter(row.get(roles.get(LABEL)) for row in ds.take_all())
-            [(rows, counted)] = tally(spec.train, "train", roles, max_rows)
-            assert rows == sum(expected.values()), (files, max_rows)
-            if LABEL in roles:
-                assert counted == expected, (files, max_rows)
-            train, held = split_by_fraction(ds, roles[TEXT], 0.2, spec.split_seed)
-            sides = tally(spec.train, "train", roles, max_rows, (0.2, spec.split_seed))
-            assert [side.rows for side in sides] == [train.count(), held.count()], files
+            for how in ("streaming", "in-memory")
+        )
+        assert isinstance(held.train, TokenizedRows), files
+        assert streamed.splits == held.splits and streamed.label_names == held.label_names
+        for split in ("train", "eval"):
+            expected = rows(getattr(streamed, split))  # what Ray Data read and tokenised
+            assert len(expected) == streamed.splits[split].rows, (files, max_rows, split)
+            assert rows(getattr(held, split)) == expected, (files, max_rows, split)
 
 
 @pytest.mark.slow

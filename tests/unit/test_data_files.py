@@ -126,3 +126,72 @@ def test_started_early_runs_the_first_pass_ahead_and_later_passes_as_usual() -> 
     failing = StartedEarly(broken())
     with pytest.raises(ValueError, match="a bad row"):
         list(failing)
+
+
+def test_auto_holds_a_small_one_worker_dataset_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``data.pipeline: auto`` streams through Ray Data for several workers or large files."""
+    from jobs.data import pipeline
+    from jobs.specs.training import DataSpec
+
+    (tmp_path / "a.txt").write_text("a line\n" * 1000)  # 7,000 bytes
+    auto = DataSpec.model_validate({"train": {"files": [str(tmp_path / "a.txt")]}})
+    assert pipeline.in_memory(auto, 1) and not pipeline.in_memory(auto, 2)
+    assert not pipeline.in_memory(auto.model_copy(update={"pipeline": "streaming"}), 1)
+    monkeypatch.setattr(pipeline, "IN_MEMORY_MAX_BYTES", 6999)
+    assert not pipeline.in_memory(auto, 1)
+    assert pipeline.in_memory(auto.model_copy(update={"pipeline": "in-memory"}), 1)
+
+
+def test_rows_in_memory_batch_like_a_ray_data_shard() -> None:
+    """In row order, the last batch short, and through the collate function for torch."""
+    import numpy as np
+
+    from jobs.data.in_memory import TokenizedRows
+    from jobs.data.pipeline import objects
+
+    ids = objects([np.arange(n, dtype=np.int32) for n in range(1, 8)])
+    rows = TokenizedRows.concat(
+        [
+            {"input_ids": ids[:4], "labels": np.arange(4)},
+            {"input_ids": ids[4:], "labels": [4, 5, 6]},
+        ]
+    )
+    assert len(rows) == 7 and rows.columns["input_ids"].dtype == object
+    batches = list(rows.iter_batches(batch_size=3, batch_format="numpy"))
+    assert [b["labels"].tolist() for b in batches] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert [len(x) for x in batches[1]["input_ids"]] == [4, 5, 6]
+    sizes = rows.iter_torch_batches(batch_size=5, collate_fn=lambda b: len(b["labels"]))
+    assert list(sizes) == [5, 2]
+    with pytest.raises(ValueError, match="different lengths"):
+        TokenizedRows({"input_ids": ids, "labels": np.arange(3)})
+    assert objects([1, 2]).dtype.kind == "i" and objects(["a", 1]).dtype == object
+
+
+def test_length_grouped_batches_are_seeded_per_pass() -> None:
+    """Batches of similar length, in an order that the seed and the pass decide: a run is
+    reproducible (and a resumed one skips what the interrupted one saw)."""
+    import numpy as np
+
+    from jobs.data.collate import LengthGroupedBatches
+    from jobs.data.in_memory import TokenizedRows
+    from jobs.data.pipeline import objects
+
+    rng = np.random.default_rng(0)
+    rows = TokenizedRows(
+        {
+            "input_ids": objects([np.ones(n, dtype=np.int32) for n in rng.integers(1, 60, 400)]),
+            "labels": np.arange(400),
+        }
+    )
+
+    def passes(seed: int) -> list[list[list[int]]]:
+        batches = LengthGroupedBatches(rows, 8, lambda b: b["labels"].tolist(), seed)
+        return [list(batches), list(batches)]
+
+    first, second = passes(42)
+    assert passes(42) == [first, second] and first != second and passes(7)[0] != first
+    assert sorted(i for batch in first for i in batch) == list(range(400))
+    lengths = [len(rows.columns["input_ids"][i]) for i in first[0]]
+    assert max(lengths) - min(lengths) <= 3  # similar lengths within a batch

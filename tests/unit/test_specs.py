@@ -201,6 +201,10 @@ def test_training_specs_validate_and_size_their_gang(corpus: Path) -> None:
         )
     )
     assert alone.gang() == [{"CPU": 2.0, "GPU": 1.0}, {"CPU": 0.5}]
+    # an in-memory pipeline runs in the driver: no CPUs for Ray Data
+    data = {"train": {"files": [str(corpus)]}, "pipeline": "in-memory"}
+    in_memory = parse_spec(training_spec("finetune", corpus, data=data))
+    assert in_memory.gang() == [{"CPU": 1.0, "GPU": 0.0}]
 
 
 def test_training_spec_cross_field_errors_name_their_keys(corpus: Path) -> None:
@@ -210,6 +214,15 @@ def test_training_spec_cross_field_errors_name_their_keys(corpus: Path) -> None:
     cpu_fsdp = {"strategy": "fsdp", "num_workers": 2, "cpus_per_worker": 0.5}
     sharded = parse_spec(training_spec("finetune", corpus, scaling=cpu_fsdp))
     assert sharded.scaling.strategy == "fsdp"
+    with pytest.raises(SpecError, match="data.pipeline in-memory needs scaling.num_workers 1"):
+        parse_spec(
+            training_spec(
+                "finetune",
+                corpus,
+                data={"train": {"files": [str(corpus)]}, "pipeline": "in-memory"},
+                scaling={"num_workers": 2},
+            )
+        )
     with pytest.raises(SpecError, match="train.precision bf16 needs scaling.use_gpu"):
         parse_spec(training_spec("finetune", corpus, train={"precision": "bf16"}))
     with pytest.raises(SpecError, match="exactly one of base.model"):
