@@ -246,8 +246,7 @@ def build_trainer(
     if plan.cache_eval:
         eval_iter = ReplayedBatches(eval_iter)
     in_place = plan.num_workers == 1
-    if in_place and in_memory is None:  # the pipeline's processes start while the model and
-        # the Trainer are built
+    if in_place and in_memory is None:  # Ray Data's processes start while the model is built
         train_iter = StartedEarly(train_iter)
     callbacks: list[Any] = [ReportCheckpoint(in_place, plan.train["keep_checkpoints"])]
     if plan.train.get("max_seconds"):

@@ -189,7 +189,7 @@ def train_and_register(
         {
             "worker_nodes": len(set(result.get("worker_nodes", []))),
             "params_per_rank": result.get("params_per_rank"),
-            "pipeline": "in-memory" if data.in_memory else "streaming",
+            "pipeline": data.pipeline,
             **_headline(metrics),
         },
         base_model=lineage.base_model,

@@ -73,6 +73,11 @@ class PreparedData:
     def in_memory(self) -> bool:
         return isinstance(self.train, TokenizedRows)
 
+    @property
+    def pipeline(self) -> str:
+        """``data.pipeline`` as it ran: in-memory or streaming."""
+        return "in-memory" if self.in_memory else "streaming"
+
 
 # --- reading ------------------------------------------------------------------------------
 
@@ -140,8 +145,13 @@ def _check_hf(spec: Files, what: str) -> SplitFiles:
                 f"data.{what}.hf_split: {spec.hf_split!r} is not one of {list(loaded)} in {folder}"
             )
         loaded = loaded[spec.hf_split]
-    files = sorted(str(p) for p in Path(folder).rglob("*") if p.is_file())
+    files = _hf_files(folder)
     return SplitFiles(files, "hf", fingerprint_files(files), list(loaded.column_names), loaded)
+
+
+def _hf_files(folder: str) -> list[str]:
+    """The files of a `save_to_disk` folder, in a stable order."""
+    return sorted(str(p) for p in Path(folder).rglob("*") if p.is_file())
 
 
 def read_args() -> dict[str, Any]:
@@ -367,7 +377,7 @@ def in_memory(spec: DataSpec, num_workers: int) -> bool:
         if files is None:
             continue
         if files.format == "hf":
-            paths = [str(p) for p in Path(files.files[0]).rglob("*") if p.is_file()]
+            paths = _hf_files(files.files[0])
         else:
             paths = resolve_files(files.files, f"data.{what}")
         size += sum(Path(p).stat().st_size for p in paths)
@@ -453,11 +463,8 @@ def collect(
     names = list(dict.fromkeys(columns.values()))
     sides: list[dict[str, list[Any]]] = [{c: [] for c in names}, {c: [] for c in names}]
     for batch in _first_rows(files, what, names, max_rows):
-        if split is None:
-            for c in names:
-                sides[0][c].extend(batch[c])
-            continue
-        held = [_in_eval(str(t), split[1], split[0]) for t in batch[columns[TEXT]]]
+        texts = batch[columns[TEXT]]
+        held = [_in_eval(str(t), split[1], split[0]) for t in texts] if split else [0] * len(texts)
         for c in names:
             for value, out in zip(batch[c], held, strict=True):
                 sides[out][c].append(value)
