@@ -50,15 +50,17 @@ demo: install
 	$(ORCH) cluster up
 	$(ORCH) submit jobs/configs/tokenizer-wordpiece.yaml --wait
 	$(ORCH) submit jobs/configs/pretrain-distilbert-mars.yaml --wait
-	$(ORCH) submit jobs/configs/finetune-minilm-sst2.yaml --set base.path=$(MINILM) --wait
+	$(ORCH) models import $(MINILM) --name minilm --alias base
+	$(ORCH) submit jobs/configs/finetune-minilm-sst2.yaml --wait
 	$(ORCH) models promote sst2-minilm $$($(ORCH) models list --name sst2-minilm --format json \
 		| $(BIN)/python -c "import json,sys; print(json.load(sys.stdin)[0]['version'])") \
 		--alias production
 	$(ORCH) submit jobs/configs/evaluate-sst2.yaml --set model=sst2-minilm@production --wait
 	$(ORCH) serve sst2-minilm@production
+	$(ORCH) serve mars-distilbert --cpus-per-replica 0.5
 	$(ORCH) predict sst2-minilm "a gorgeous, witty, seductive movie." \
 		"the plot is nothing but boilerplate."
-	$(BIN)/python -m jobs.demo
+	$(BIN)/python -m orchestrator.demo
 
 # Ours against the plain Hugging Face recipes, same data and hardware, one run each; the
 # figures land in bench/results/*.json and are quoted in the README. Needs ../shared/data.

@@ -22,13 +22,13 @@ JOB_PROCESS_MARKERS = (
     "RayTrainWorker",
     "MapWorker",
     "SplitCoordinator",
-    "jobs.driver",
+    "jobs.runtime.driver",
     "TrainController",
-    "jobs.warm run",  # the driver's launcher (jobs/warm.py)
+    "jobs.runtime.warm run",  # the driver's launcher (jobs/runtime/warm.py)
 )
 # A driver forked by a warm driver host shows the host's command line: a job process when it
 # appeared during the job (the host itself was there before, and is reported on its own).
-NEW_PROCESS_MARKERS = ("jobs.warm serve",)
+NEW_PROCESS_MARKERS = ("jobs.runtime.warm serve",)
 
 
 @contextmanager
@@ -107,14 +107,16 @@ class PeakMemory:
 
     @staticmethod
     def warm_hosts() -> int:
-        """Summed RSS of the warm driver hosts running now (``jobs/warm.py``): what a node
+        """Summed RSS of the warm driver hosts running now (``jobs/runtime/warm.py``): what a node
         holds between jobs so that drivers start without importing torch."""
         total = 0
         for proc in psutil.process_iter(["cmdline", "ppid"]):
             try:
                 line = " ".join(proc.info["cmdline"] or [])
                 parent = psutil.Process(proc.info["ppid"]).cmdline() if proc.info["ppid"] else []
-                if "jobs.warm serve" in line and "jobs.warm" not in " ".join(parent):
+                if "jobs.runtime.warm serve" in line and "jobs.runtime.warm" not in " ".join(
+                    parent
+                ):
                     total += proc.memory_info().rss
             except psutil.Error:
                 continue
@@ -131,8 +133,8 @@ class PeakMemory:
 
 def run_job(registry: Any, spec: dict[str, Any], timeout: float = 3600) -> tuple[int, Any, float]:
     """Submit one of our jobs and wait; returns (job id, outcome, wall seconds)."""
-    from jobs.specs import parse_spec
     from orchestrator import submission
+    from orchestrator.specs import parse_spec
 
     started = time.perf_counter()
     job_id = submission.submit_spec(registry, parse_spec(spec))

@@ -80,7 +80,7 @@ def with_ray_data(tokenizer_dir: str, files: list[str]) -> dict:
     import ray
 
     from jobs.data.pipeline import READ_CPUS, read_files, tokenize
-    from jobs.specs.training import Files
+    from orchestrator.specs.training import Files
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     with PeakMemory(

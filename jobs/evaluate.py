@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from jobs.context import JobContext
 from jobs.data.collate import PadCollate
 from jobs.data.pipeline import (
     LABEL,
@@ -29,9 +28,10 @@ from jobs.metrics import (
     tag_sequences,
     token_classification_scores,
 )
-from jobs.specs.common import DEFAULT_METRICS, metrics_not_of_task
-from jobs.specs.models import EvaluateJobSpec
-from jobs.specs.training import DataSpec
+from jobs.runtime.context import JobContext
+from orchestrator.specs.common import DEFAULT_METRICS, metrics_not_of_task
+from orchestrator.specs.models import EvaluateJobSpec
+from orchestrator.specs.training import DataSpec
 
 MLM_PROBABILITY = 0.15
 # what the evaluate job can score: a question-answering head or a bare encoder has no labels

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from jobs.context import JobContext
 from jobs.data.pipeline import prepare
 from jobs.errors import JobInputError
-from jobs.specs.models import BaseModelSpec, FinetuneJobSpec
-from jobs.training import Lineage, train_and_register
+from jobs.runtime.context import JobContext
+from jobs.train.fit import Lineage, train_and_register
+from orchestrator.specs.models import BaseModelSpec, FinetuneJobSpec
 
 
 def resolve_base(base: BaseModelSpec, ctx: JobContext) -> tuple[str, Lineage]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.context import JobContext
 from jobs.data.pipeline import prepare
 from jobs.errors import JobInputError
-from jobs.specs.models import ArchitectureSpec, PretrainJobSpec
-from jobs.training import Lineage, train_and_register
+from jobs.runtime.context import JobContext
+from jobs.train.fit import Lineage, train_and_register
+from orchestrator.specs.models import ArchitectureSpec, PretrainJobSpec
 
 
 def model_config(

@@ -11,10 +11,10 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers import trainers as tk_trainers
 
-from jobs.context import DatasetFacts, JobContext
 from jobs.data.readers import LineCounter, batched, fingerprint_files, iter_texts, resolve_files
 from jobs.errors import JobInputError
-from jobs.specs.tokenizer import TokenizerJobSpec, TokenizerParams, special_token_roles
+from jobs.runtime.context import DatasetFacts, JobContext
+from orchestrator.specs.tokenizer import TokenizerJobSpec, TokenizerParams, special_token_roles
 
 
 def build_tokenizer(p: TokenizerParams) -> tuple[Tokenizer, Any]:

@@ -93,8 +93,8 @@ class Settings(BaseSettings):
     warm_drivers: bool = Field(
         True,
         description="Fork job drivers from a per-node host that has imported the job code "
-        "(jobs/warm.py): about 5 s less from submit to a job's first step; false starts a new "
-        "Python process per driver.",
+        "(jobs/runtime/warm.py): seconds less from submit to a job's first step; false starts "
+        "a new Python process per driver.",
     )
     serve_host: str = Field(
         "127.0.0.1", description="Address Ray Serve's HTTP proxy listens on (0.0.0.0: all)."

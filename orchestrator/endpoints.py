@@ -16,16 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jobs.specs.names import parse_versioned
-from jobs.specs.serving import (
-    INDEX_APP,
-    INDEX_APP_BUILDER,
-    MODEL_APP_BUILDER,
-    TASKS,
-    ServeOptions,
-    entailment_id,
-    servable_tasks,
-)
 from orchestrator.config import Settings
 from orchestrator.errors import ClusterError, EndpointError, OrchestratorError, UsageError
 from orchestrator.model_import import check_safetensors
@@ -34,6 +24,16 @@ from orchestrator.ray_client.connection import resolve_cluster
 from orchestrator.ray_client.serve import run_app, serve_applications, serve_delete
 from orchestrator.registry import Registry, store
 from orchestrator.registry.models import DeploymentStatus, ModelVersion
+from orchestrator.specs.names import parse_versioned
+from orchestrator.specs.serving import (
+    INDEX_APP,
+    INDEX_APP_BUILDER,
+    MODEL_APP_BUILDER,
+    TASKS,
+    ServeOptions,
+    entailment_id,
+    servable_tasks,
+)
 
 ROUTE_PREFIX = "/models"
 

@@ -1,13 +1,13 @@
 """Errors the control plane raises, each with the CLI exit code it maps to.
 
 Exit codes follow click: 0 success, 1 a failed job or runtime error, 2 bad usage or spec.
-A bad spec, name or reference raises ``SpecError`` from ``jobs.specs`` (exit code 2), which
+A bad spec, name or reference raises ``SpecError`` from ``orchestrator.specs`` (exit code 2), which
 the control plane treats like its own errors (``USER_ERRORS``).
 """
 
 from __future__ import annotations
 
-from jobs.specs.errors import SpecError  # the specs' own error; exit code 2 like UsageError
+from orchestrator.specs.errors import SpecError  # the specs' own error; exit code 2 like UsageError
 
 
 class OrchestratorError(Exception):

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.specs.names import check_name
-from jobs.specs.serving import MODEL_TASKS, task_of_architectures
 from orchestrator.errors import UsageError
 from orchestrator.registry import Registry, store
 from orchestrator.registry.artifacts import publish_folder
+from orchestrator.specs.names import check_name
+from orchestrator.specs.serving import MODEL_TASKS, task_of_architectures
 
 # Weight formats that are Python pickles (torch.save, joblib...): loading one can run code.
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")

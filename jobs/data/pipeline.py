@@ -48,7 +48,7 @@ from jobs.data.readers import (
     tag_ids,
 )
 from jobs.errors import JobInputError
-from jobs.specs.training import Columns, DataSpec, Files, ScalingSpec
+from orchestrator.specs.training import Columns, DataSpec, Files, ScalingSpec
 
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
 

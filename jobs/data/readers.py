@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from jobs.errors import JobInputError
-from jobs.specs.common import TAGGED_FORMATS, detect_format, expand_files
+from orchestrator.specs.common import TAGGED_FORMATS, detect_format, expand_files
 
 __all__ = [
     "TAGGED_FORMATS",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from jobs.specs.common import KNOWN_METRICS
+from orchestrator.specs.common import KNOWN_METRICS
 
 METRICS_DIR = Path(__file__).parent
 

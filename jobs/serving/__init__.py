@@ -6,6 +6,6 @@
 - ``inference``: ``Predictor``: load a version (safetensors only), token-budget batches,
   task outputs.
 
-The options an endpoint is served with are ``jobs.specs.serving.ServeOptions``. This package
+The options an endpoint is served with are ``orchestrator.specs.serving.ServeOptions``. This package
 imports nothing at import time: Ray and torch come with ``app`` and ``inference`` only.
 """

@@ -25,7 +25,7 @@ from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse
 
 from jobs.serving.requests import Request, RequestError, parse_request
-from jobs.specs.serving import SERVE_LOGGING, ServeOptions
+from orchestrator.specs.serving import SERVE_LOGGING, ServeOptions
 
 log = logging.getLogger("ray.serve")
 HERE = Path(__file__).parent

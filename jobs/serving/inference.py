@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from jobs.serving.requests import Request, RequestError
-from jobs.specs.serving import entailment_id
+from orchestrator.specs.serving import entailment_id
 
 # The head each endpoint task loads (transformers' Auto class).
 MODEL_CLASSES = {

@@ -8,7 +8,7 @@ import click
 
 from orchestrator.cli.common import api, emit, emit_one, format_option, print_messages
 
-# jobs.specs.serving.MODEL_TASKS, spelt out: `orch --help` imports nothing beyond click
+# orchestrator.specs.serving.MODEL_TASKS, spelt out: `orch --help` imports nothing beyond click
 MODEL_TASKS = (
     "text-classification",
     "token-classification",

@@ -9,7 +9,7 @@ import click
 
 from orchestrator.cli.common import api, emit, emit_one, format_option, info, settings
 
-# jobs.specs.serving.TASKS, spelt out: `orch --help` imports nothing beyond click
+# orchestrator.specs.serving.TASKS, spelt out: `orch --help` imports nothing beyond click
 TASK_CHOICE = click.Choice(
     [
         "text-classification",
@@ -30,7 +30,7 @@ api_key_option = click.option(
 
 
 def _autoscale(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    from jobs.specs.serving import parse_autoscale
+    from orchestrator.specs.serving import parse_autoscale
 
     if value is None:
         return None

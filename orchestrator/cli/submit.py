@@ -22,7 +22,7 @@ set_option = click.option(
 @set_option
 def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
     """Check a job spec: every problem is reported at once (exit 2 if any)."""
-    from jobs.specs import load_spec
+    from orchestrator.specs import load_spec
 
     spec = load_spec(spec_file, list(overrides))
     click.echo(f"valid {spec.kind} spec: {spec.name}")
@@ -48,7 +48,7 @@ def submit(spec_file: str, overrides: tuple[str, ...], priority: int, wait: bool
     The spec is checked here first (errors name the file and line), then by the API server.
     On this machine, starts the local cluster, its scheduler and API server when none runs.
     """
-    from jobs.specs import load_spec
+    from orchestrator.specs import load_spec
 
     spec = load_spec(spec_file, list(overrides))
     answer = api().post(

@@ -1,7 +1,7 @@
 """Ray Serve on the cluster: start it, deploy an application, delete one, read their status.
 
 Applications are built on the cluster, not here: a small task imports the builder by its
-import path (``"module:function"``, see ``jobs.specs.serving``) and hands the app to Serve,
+import path (``"module:function"``, see ``orchestrator.specs.serving``) and hands the app to Serve,
 so the control plane imports neither Ray Serve's deployments nor torch.
 
 Every function connects before it imports Ray Serve: Ray reads the auth token once per
@@ -28,7 +28,7 @@ def serve_start(settings: Settings, info: ClusterInfo) -> str:
     from ray import serve
     from ray.serve.context import _get_global_client
 
-    from jobs.specs.serving import SERVE_LOGGING
+    from orchestrator.specs.serving import SERVE_LOGGING
 
     port = settings.serve_port or info.serve_port or 8000
     logging.getLogger("ray.serve").setLevel(logging.WARNING)

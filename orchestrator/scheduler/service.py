@@ -53,8 +53,9 @@ def retries_left(job: Job) -> int:
 
 def driver_entrypoint(job_id: int) -> str:
     """The driver's command: a launcher that forks it from this node's warm driver host, or
-    runs ``python -m jobs.driver JOB_ID`` itself when it cannot (``jobs/warm.py``)."""
-    return f"{shlex.quote(sys.executable)} -m jobs.warm run {job_id}"
+    runs ``python -m jobs.runtime.driver JOB_ID`` itself when it cannot
+    (``jobs/runtime/warm.py``)."""
+    return f"{shlex.quote(sys.executable)} -m jobs.runtime.warm run {job_id}"
 
 
 class Scheduler:
@@ -247,7 +248,7 @@ class Scheduler:
         if self.driver_env.get("ORCH_WARM_DRIVERS") == "0":
             return
         ray_id = f"orch-{self.key}-warm-{int(time.time() * 1000)}"
-        command = f"{shlex.quote(sys.executable)} -m jobs.warm prestart"
+        command = f"{shlex.quote(sys.executable)} -m jobs.runtime.warm prestart"
         try:
             self.backend.submit(ray_id, command, {"CPU": 0.01}, dict(self.driver_env))
         except Exception as exc:  # noqa: BLE001 - drivers then start cold until one is up

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs import driver
-from jobs.specs import parse_spec
+from jobs.runtime import driver
 from orchestrator import submission
 from orchestrator.errors import NotFoundError
 from orchestrator.registry import JobStatus, Registry, store
+from orchestrator.specs import parse_spec
 from tests.conftest import REPO, SHARED_DATA, minilm_path, shared_data
 
 # The SST-2 excerpt that ships with the project: its first 640 training rows and its dev set

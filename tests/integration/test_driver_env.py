@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 PROBE = """
 import os, ray
-from jobs.driver import keep_the_registry_url_on_the_driver
+from jobs.runtime.driver import keep_the_registry_url_on_the_driver
 
 keep_the_registry_url_on_the_driver()
 

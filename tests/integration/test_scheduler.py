@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.specs import parse_spec
 from orchestrator import submission
 from orchestrator.registry import JobStatus, Registry, store
+from orchestrator.specs import parse_spec
 from tests.conftest import MARS, wait_until_gone
 
 pytestmark = pytest.mark.integration
@@ -93,7 +93,7 @@ def test_tokenizer_job_end_to_end(ray_cluster: dict, gutenberg: Path) -> None:
 
 
 def test_drivers_are_forked_from_the_warm_driver_host(ray_cluster: dict) -> None:
-    """The scheduler starts the head's warm driver host when it starts (jobs/warm.py); once
+    """The scheduler starts the head's warm driver host when it starts (jobs/runtime/warm.py); once
     it has imported the job code, drivers are forked from it: the launcher says so in the
     job's log, with the pid the driver records."""
     from orchestrator.ray_client.logs import job_logs

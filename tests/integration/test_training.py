@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from jobs.specs import parse_spec
 from orchestrator import submission
 from orchestrator.registry import JobStatus, Registry, store
+from orchestrator.specs import parse_spec
 from tests.conftest import MARS, SHARED_DATA, shared_data
 from tests.integration.conftest import run_in_process
 from tests.integration.conftest import run_spec as run
@@ -338,7 +338,7 @@ def test_a_save_to_disk_folder_feeds_the_pipeline(
     import ray.data
 
     from jobs.data.pipeline import prepare
-    from jobs.specs.training import DataSpec, ScalingSpec
+    from orchestrator.specs.training import DataSpec, ScalingSpec
 
     rows = [line.split("\t") for line in (sst2 / "dev.tsv").read_text().splitlines()[1:201]]
     folder = tmp_path / "sst2-hf"
@@ -380,7 +380,7 @@ def test_streaming_and_in_memory_pipelines_hold_the_same_tokenised_rows(
 
     from jobs.data.in_memory import TokenizedRows
     from jobs.data.pipeline import prepare
-    from jobs.specs.training import DataSpec, ScalingSpec
+    from orchestrator.specs.training import DataSpec, ScalingSpec
 
     texts = [f"row {i} {'good' if i % 3 else 'bad'} film" for i in range(700)]
     labels = ["pos" if i % 3 else "neg" for i in range(700)]

@@ -81,8 +81,8 @@ def test_a_gang_too_large_even_for_the_largest_cluster_asks_for_nothing() -> Non
 def test_the_shipped_gpu_cluster_config_scales_from_zero_gpu_nodes_for_a_gpu_job() -> None:
     """cluster/ray-cluster.gpu.yaml (min_workers: 0) through the scheduler's path: a 4-GPU
     fine-tuning job on the CPU head alone waits for nodes and asks for one 4-GPU node."""
-    from jobs.specs import parse_spec
     from orchestrator.scheduler.capacity import read_launcher_config, scalable_nodes
+    from orchestrator.specs import parse_spec
     from tests.conftest import REPO
 
     groups = read_launcher_config(REPO / "cluster" / "ray-cluster.gpu.yaml")

@@ -12,7 +12,7 @@ import pytest
 
 from jobs.data.readers import header_columns
 from jobs.errors import JobInputError
-from jobs.training import COMPLETE, resume_point
+from jobs.train.plan import COMPLETE, resume_point
 
 
 def test_header_columns_of_every_tabular_format(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_resume_point_is_the_latest_complete_checkpoint_of_any_attempt(tmp_path:
 
 def test_tally_counts_rows_and_labels_as_the_pipeline_limits_them(tmp_path: Path) -> None:
     from jobs.data.pipeline import tally
-    from jobs.specs.training import Files
+    from orchestrator.specs.training import Files
 
     first, second = tmp_path / "a.tsv", tmp_path / "b.tsv"
     first.write_text("sentence\tlabel\n" + "".join(f"s{i}\t{i % 2}\n" for i in range(5000)))
@@ -79,7 +79,7 @@ def test_tally_counts_rows_and_labels_as_the_pipeline_limits_them(tmp_path: Path
 
 def test_tally_errors_name_the_file(tmp_path: Path) -> None:
     from jobs.data.pipeline import tally
-    from jobs.specs.training import Files
+    from orchestrator.specs.training import Files
 
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\na,1\nb,2,extra\n")
@@ -90,7 +90,7 @@ def test_tally_errors_name_the_file(tmp_path: Path) -> None:
 def test_started_early_runs_the_first_pass_ahead_and_later_passes_as_usual() -> None:
     import threading
 
-    from jobs.train_worker import StartedEarly
+    from jobs.train.worker import StartedEarly
 
     produced = threading.Event()
     closed = []
@@ -133,7 +133,7 @@ def test_auto_holds_a_small_one_worker_dataset_in_memory(
 ) -> None:
     """``data.pipeline: auto`` streams through Ray Data for several workers or large files."""
     from jobs.data import pipeline
-    from jobs.specs.training import DataSpec
+    from orchestrator.specs.training import DataSpec
 
     (tmp_path / "a.txt").write_text("a line\n" * 1000)  # 7,000 bytes
     auto = DataSpec.model_validate({"train": {"files": [str(tmp_path / "a.txt")]}})

@@ -1,9 +1,9 @@
-"""Dependencies point one way (README, *Architecture*). Each rule names the edges it forbids;
+"""Dependencies point one way (docs/architecture.md). Each rule names the edges it forbids;
 a failure names the importing file, its line and the imported module.
 
-    jobs.specs    <- orchestrator (control plane)   <- jobs.context / jobs.driver (the door)
-    (pydantic)       (no torch, no transformers;        job kinds, workers, serving: no
-                      Ray only in orchestrator.ray_client)   orchestrator, no registry
+    orchestrator.specs   <- orchestrator (control plane) <- jobs (workloads) <- bench
+    (pydantic + stdlib:     no torch, no transformers;      reach the registry only through
+     the contract)          Ray only in ray_client/         jobs.runtime.context / .driver
 
 Imports inside functions count: a lazy import is still a dependency.
 """
@@ -20,9 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "ray")
-# The driver's side of jobs that may use the registry: the job context (the one door job
-# kinds use), the driver entry point, and the demo's closing summary (an API client).
-REGISTRY_DOORS = ("jobs.context", "jobs.driver", "jobs.demo")
+# The driver's side of jobs that may use the control plane beyond its specs: the job context
+# (the one door job kinds use to the registry) and the driver entry point.
+REGISTRY_DOORS = ("jobs.runtime.context", "jobs.runtime.driver")
 
 
 @dataclass(frozen=True)
@@ -85,29 +85,35 @@ def forbidden(edges: list[Edge], *targets: str, unless_from: tuple[str, ...] = (
 # --- the rules ------------------------------------------------------------------------------
 
 
-def test_specs_import_no_control_plane_no_workloads_no_heavy_libraries() -> None:
-    edges = edges_under("jobs.specs")
-    bad = forbidden(edges, "orchestrator", *HEAVY)
+def test_specs_import_nothing_else_of_ours_and_no_heavy_library() -> None:
+    edges = edges_under("orchestrator.specs")
+    bad = forbidden(edges, "jobs", "bench", "tests", "sqlalchemy", *HEAVY)
     bad += [
-        str(e) for e in edges if within(e.target, "jobs") and not within(e.target, "jobs.specs")
+        str(e)
+        for e in edges
+        if within(e.target, "orchestrator") and not within(e.target, "orchestrator.specs")
     ]
-    assert not bad, "jobs.specs must stay pydantic + stdlib:\n" + "\n".join(bad)
+    assert not bad, "orchestrator.specs must stay pydantic + stdlib:\n" + "\n".join(bad)
 
 
-def test_registry_imports_no_heavy_libraries_and_no_workloads() -> None:
-    bad = forbidden(edges_under("orchestrator.registry"), *HEAVY, "jobs")
+def test_the_control_plane_imports_no_workloads_and_no_benchmarks() -> None:
+    bad = forbidden(edges_under("orchestrator"), "jobs", "bench", "tests")
+    assert not bad, "orchestrator <- jobs <- bench: nothing points back up:\n" + "\n".join(bad)
+
+
+def test_workloads_import_no_benchmarks() -> None:
+    bad = forbidden(edges_under("jobs"), "bench", "tests")
+    assert not bad, "jobs <- bench: jobs imports no benchmark:\n" + "\n".join(bad)
+
+
+def test_registry_imports_no_heavy_libraries() -> None:
+    bad = forbidden(edges_under("orchestrator.registry"), *HEAVY)
     assert not bad, "the registry is plain SQLAlchemy:\n" + "\n".join(bad)
 
 
 def test_control_plane_imports_no_torch_no_transformers() -> None:
     bad = forbidden(edges_under("orchestrator"), "torch", "transformers")
     assert not bad, "orchestrator must import neither torch nor transformers:\n" + "\n".join(bad)
-
-
-def test_control_plane_imports_workloads_only_through_specs() -> None:
-    edges = edges_under("orchestrator")
-    bad = [str(e) for e in edges if within(e.target, "jobs") and not within(e.target, "jobs.specs")]
-    assert not bad, "orchestrator may import jobs.specs only:\n" + "\n".join(bad)
 
 
 def test_only_the_ray_client_package_imports_ray() -> None:
@@ -118,16 +124,49 @@ def test_only_the_ray_client_package_imports_ray() -> None:
 
 
 def test_job_kinds_and_workers_reach_the_registry_only_through_the_job_context() -> None:
-    bad = forbidden(edges_under("jobs"), "orchestrator", "sqlalchemy", unless_from=REGISTRY_DOORS)
+    edges = [e for e in edges_under("jobs") if not within(e.target, "orchestrator.specs")]
+    bad = forbidden(edges, "orchestrator", "sqlalchemy", unless_from=REGISTRY_DOORS)
     assert not bad, (
-        "job kinds, Ray Train workers and serving must not touch the registry or the control "
-        "plane (use JobContext; workers report to the driver):\n" + "\n".join(bad)
+        "job kinds, Ray Train workers and serving use of the control plane only its specs "
+        "(the registry through JobContext; workers report to the driver):\n" + "\n".join(bad)
     )
+
+
+def test_the_training_engine_has_no_import_cycle() -> None:
+    """jobs.train: the plan is read by both sides and imports neither (a lazy import counts)."""
+    edges = {(e.source, e.target) for e in edges_under("jobs.train") if e.source != e.target}
+    graph: dict[str, set[str]] = {}
+    for source, target in edges:
+        if within(target, "jobs.train"):
+            graph.setdefault(source, set()).add(target)
+    assert not find_cycle(graph), f"import cycle in jobs.train: {find_cycle(graph)}"
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of ``graph`` as a path of its nodes, or []."""
+    state: dict[str, str] = {}
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":  # open nodes are exactly the path
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt, [*path, nxt])):
+                return cycle
+        state[node] = "done"
+        return []
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start, [start])):
+            return cycle
+    return []
 
 
 # Commands that run on the head itself and start the server side: `orch cluster up|down`
 # (they create and migrate the registry, and start the API server) and `orch server`.
 LOCAL_BOOTSTRAP = ("orchestrator.cli.cluster", "orchestrator.cli.admin")
+# The clients of the API: the CLI, its HTTP client, and the demo's closing summary.
+CLIENTS = ("orchestrator.cli", "orchestrator.client", "orchestrator.demo")
 SERVER_SIDE = (
     "orchestrator.registry",
     "orchestrator.submission",
@@ -140,7 +179,7 @@ SERVER_SIDE = (
 
 
 def test_clients_reach_the_registry_and_the_cluster_only_through_the_api() -> None:
-    edges = edges_under("orchestrator.cli") + imports_of(ROOT / "orchestrator" / "client.py")
+    edges = [e for e in edges_under("orchestrator") if within(e.source, *CLIENTS)]
     bad = forbidden([e for e in edges if not within(e.source, *LOCAL_BOOTSTRAP)], *SERVER_SIDE)
     assert not bad, (
         "the CLI speaks the API: it opens no database and no Ray connection:\n" + "\n".join(bad)
@@ -148,7 +187,7 @@ def test_clients_reach_the_registry_and_the_cluster_only_through_the_api() -> No
 
 
 def test_the_api_does_not_import_its_clients() -> None:
-    bad = forbidden(edges_under("orchestrator.api"), "orchestrator.cli", "orchestrator.client")
+    bad = forbidden(edges_under("orchestrator.api"), *CLIENTS)
     assert not bad, "the API server imports no client code:\n" + "\n".join(bad)
 
 
@@ -184,3 +223,10 @@ def test_the_checker_names_a_forbidden_edge(
     assert forbidden(edges, "ray", unless_from=("orchestrator.ray_client",)) == [
         "orchestrator/cli/bad.py:3: orchestrator.cli.bad imports ray"
     ]
+
+
+def test_the_cycle_finder_names_a_circle() -> None:
+    """The circle that the plan module ended: fit -> worker -> callbacks -> fit."""
+    graph = {"fit": {"worker"}, "worker": {"callbacks", "plan"}, "callbacks": {"fit"}}
+    assert find_cycle(graph) == ["callbacks", "fit", "worker", "callbacks"]
+    assert find_cycle({"fit": {"plan"}, "worker": {"plan"}, "callbacks": {"plan"}}) == []

@@ -11,13 +11,13 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from jobs.specs.serving import MODEL_TASKS, TASKS, servable_tasks, task_of_architectures
 from orchestrator import endpoints
 from orchestrator.cli import cli
 from orchestrator.cli.models import MODEL_TASKS as CLI_MODEL_TASKS
 from orchestrator.cli.serve import TASK_CHOICE, prediction_rows, request_body
 from orchestrator.errors import UsageError
 from orchestrator.registry import Registry, store
+from orchestrator.specs.serving import MODEL_TASKS, TASKS, servable_tasks, task_of_architectures
 from tests.conftest import make_tiny_model, minilm_path
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from jobs.errors import JobInputError
-from jobs.specs.errors import SpecError
-from jobs.specs.names import check_name, parse_versioned
 from orchestrator.config import load_settings
 from orchestrator.errors import ClusterError, NotFoundError, UsageError
+from orchestrator.specs.errors import SpecError
+from orchestrator.specs.names import check_name, parse_versioned
 
 
 @pytest.mark.parametrize("name", ["bert-base", "tok_v2", "a.b", "A1"])

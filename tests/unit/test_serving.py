@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from jobs.serving.requests import Request, RequestError, parse_request
-from jobs.specs.serving import ServeOptions, parse_autoscale
 from orchestrator.cli import cli
 from orchestrator.registry import Registry, store
 from orchestrator.registry.models import DeploymentStatus
+from orchestrator.specs.serving import ServeOptions, parse_autoscale
 from tests.conftest import make_tiny_model
 
 

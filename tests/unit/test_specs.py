@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.specs import load_spec, parse_spec
-from jobs.specs.tokenizer import TokenizerJobSpec
 from orchestrator.errors import SpecError
+from orchestrator.specs import load_spec, parse_spec
+from orchestrator.specs.tokenizer import TokenizerJobSpec
 from tests.conftest import SHARED_DATA, shared_data
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ from jobs.data.readers import (
     tag_ids,
 )
 from jobs.errors import JobInputError
-from jobs.specs import parse_spec
-from jobs.specs.common import FORMAT_BY_SUFFIX, detect_format, metrics_not_of_task
 from orchestrator.errors import SpecError
+from orchestrator.specs import parse_spec
+from orchestrator.specs.common import FORMAT_BY_SUFFIX, detect_format, metrics_not_of_task
 from tests.conftest import SHARED_DATA, WNUT_TAGS, minilm_path, shared_data
 
 # Two sentences separated by a line holding a single tab (as in WNUT-17's train file), a

@@ -53,8 +53,8 @@ def byte_bpe(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def trained_by_our_job(algorithm: str, folder: Path) -> str:
     """A tokenizer as our tokenizer job trains and saves it."""
-    from jobs.specs.tokenizer import TokenizerParams
     from jobs.tokenizer import add_post_processor, build_tokenizer, to_transformers
+    from orchestrator.specs.tokenizer import TokenizerParams
 
     params = TokenizerParams(algorithm=algorithm, vocab_size=400, min_frequency=1)
     core, trainer = build_tokenizer(params)

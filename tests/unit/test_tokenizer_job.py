@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs import driver
-from jobs.specs import parse_spec
+from jobs.runtime import driver
 from orchestrator.config import load_settings
 from orchestrator.registry import JobStatus, Registry, store
+from orchestrator.specs import parse_spec
 from tests.conftest import MARS
 
 
@@ -141,8 +141,8 @@ def test_a_cancelled_job_does_not_publish(env: Registry) -> None:
 
 
 def test_publish_for_a_job_cancelled_mid_run_leaves_no_rows_or_folders(env: Registry) -> None:
-    from jobs.context import DatasetFacts, JobContext
     from jobs.data.readers import fingerprint_files
+    from jobs.runtime.context import DatasetFacts, JobContext
 
     job_id = new_running_job(env)
     ctx = JobContext(job_id, env, load_settings().resolved_artifact_root)
@@ -165,7 +165,7 @@ def test_publish_for_a_job_cancelled_mid_run_leaves_no_rows_or_folders(env: Regi
 
 def test_finish_for_a_job_cancelled_mid_run_records_nothing(env: Registry) -> None:
     """The evaluate kind finishes through the same checked path: no metrics, no SUCCEEDED."""
-    from jobs.context import JobContext
+    from jobs.runtime.context import JobContext
 
     job_id = new_running_job(env)
     ctx = JobContext(job_id, env, load_settings().resolved_artifact_root)
@@ -180,7 +180,7 @@ def test_finish_for_a_job_cancelled_mid_run_records_nothing(env: Registry) -> No
 
 
 def test_finish_records_metrics_and_the_result_together(env: Registry) -> None:
-    from jobs.context import JobContext
+    from jobs.runtime.context import JobContext
 
     job_id = new_running_job(env)
     ctx = JobContext(job_id, env, load_settings().resolved_artifact_root)

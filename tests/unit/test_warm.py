@@ -1,7 +1,7 @@
-"""Warm drivers (jobs/warm.py) with real processes and a real registry, no Ray: a driver host
-forks drivers that run a tokenizer job, their exit codes and output reach the launcher, a
-stop signal to the launcher reaches the driver, a killed launcher takes its driver with it,
-and drivers start cold when the warm path cannot be trusted."""
+"""Warm drivers (jobs/runtime/warm.py) with real processes and a real registry, no Ray: a
+driver host forks drivers that run a tokenizer job, their exit codes and output reach the
+launcher, a stop signal to the launcher reaches the driver, a killed launcher takes its driver
+with it, and drivers start cold when the warm path cannot be trusted."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from jobs import warm
-from jobs.specs import parse_spec
+from jobs.runtime import warm
 from orchestrator.registry import JobStatus, Registry, store
+from orchestrator.specs import parse_spec
 from tests.conftest import MARS, REPO, wait_until_gone
 
 FORKED = re.compile(r"driver forked by the warm host \w+: pid (\d+)")
@@ -45,7 +45,7 @@ def test_the_key_ignores_per_job_variables_only() -> None:
 
 def test_the_code_fingerprint_covers_the_project_sources() -> None:
     paths = {entry[0] for entry in warm.code_fingerprint()}
-    assert str(REPO / "jobs" / "driver.py") in paths
+    assert str(REPO / "jobs" / "runtime" / "driver.py") in paths
     assert str(REPO / "orchestrator" / "scheduler" / "service.py") in paths
 
 
@@ -134,7 +134,7 @@ def job_status(env: dict[str, str], job_id: int) -> tuple[JobStatus, str | None]
 
 def launcher(env: dict[str, str], job_id: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "jobs.warm", "run", str(job_id)],
+        [sys.executable, "-m", "jobs.runtime.warm", "run", str(job_id)],
         env={**env, "ORCH_JOB_ID": str(job_id)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -145,7 +145,7 @@ def launcher(env: dict[str, str], job_id: int) -> subprocess.Popen[str]:
 
 def started_host(env: dict[str, str], timeout: float = 120) -> Path:
     """Start the host for ``env`` as the scheduler does (``prestart``); wait for its socket."""
-    subprocess.run([sys.executable, "-m", "jobs.warm", "prestart"], env=env, check=True)
+    subprocess.run([sys.executable, "-m", "jobs.runtime.warm", "prestart"], env=env, check=True)
     path = warm.host_dir() / f"{warm.host_key(env)}.sock"
     deadline = time.monotonic() + timeout
     while (probe := warm.connect(path)) is None:

@@ -34,7 +34,7 @@ class AddUser(BaseModel):
 @router.post("/users", status_code=201)
 def add_user(body: AddUser, request: Request, user: Principal = Depends(admin)) -> dict:
     """Add a user; the answer holds their token, shown this once (only a hash is kept)."""
-    from jobs.specs.names import check_name
+    from orchestrator.specs.names import check_name
 
     check_name(body.name, "user name")
     token = new_token()

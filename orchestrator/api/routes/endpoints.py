@@ -7,11 +7,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, model_validator
 
-from jobs.specs.serving import Task
 from orchestrator.api import views
 from orchestrator.api.auth import Principal, admin, member, viewer
 from orchestrator.registry import store
 from orchestrator.registry.models import Role
+from orchestrator.specs.serving import Task
 
 router = APIRouter(prefix="/api/endpoints", tags=["endpoints"])
 
@@ -47,8 +47,8 @@ class ServeRequest(BaseModel):
 @router.post("", status_code=201)
 def serve(body: ServeRequest, request: Request, user: Principal = Depends(member)) -> dict:
     """Serve a registered version at /models/NAME (or update that endpoint)."""
-    from jobs.specs.names import parse_versioned
     from orchestrator import endpoints
+    from orchestrator.specs.names import parse_versioned
 
     settings, registry = request.app.state.settings, request.app.state.registry
     name = parse_versioned(body.ref, "model name")[0]

@@ -27,9 +27,9 @@ class SubmitRequest(BaseModel):
 @router.post("", status_code=201)
 def submit(body: SubmitRequest, request: Request, user: Principal = Depends(member)) -> dict:
     """Queue a job; the scheduler serving this registry is started when none runs."""
-    from jobs.specs import parse_spec
     from orchestrator import submission
     from orchestrator.errors import OrchestratorError
+    from orchestrator.specs import parse_spec
 
     settings, registry = request.app.state.settings, request.app.state.registry
     confined = not user.may(Role.ADMIN)  # jobs read files as the cluster's user

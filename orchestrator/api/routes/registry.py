@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from jobs.specs.serving import ModelTask
 from orchestrator.api import views
 from orchestrator.api.auth import Principal, admin, viewer
 from orchestrator.registry import store
+from orchestrator.specs.serving import ModelTask
 
 router = APIRouter(prefix="/api", tags=["registry"])
 
@@ -37,8 +37,8 @@ def list_models(
 def show_model(ref: str, request: Request, _: Principal = Depends(viewer)) -> dict:
     """One version (NAME, NAME:VERSION or NAME@ALIAS) with its lineage: job, spec, dataset,
     tokenizer, base model, code, and the endpoints serving it."""
-    from jobs.specs.names import parse_versioned
     from orchestrator.registry.models import Dataset, Job, ModelVersion, Tokenizer
+    from orchestrator.specs.names import parse_versioned
 
     name, version, alias = parse_versioned(ref, "model name")
     with request.app.state.registry.session() as session:
@@ -115,8 +115,8 @@ def promote(
     name: str, body: PromoteRequest, request: Request, user: Principal = Depends(admin)
 ) -> dict:
     """Point NAME@ALIAS at a version; endpoints following the alias roll to it."""
-    from jobs.specs.names import check_name
     from orchestrator import endpoints
+    from orchestrator.specs.names import check_name
 
     check_name(body.alias, "alias")
     settings, registry = request.app.state.settings, request.app.state.registry
@@ -191,7 +191,7 @@ def list_tokenizers(
 @router.get("/tokenizers/{ref}")
 def show_tokenizer(ref: str, request: Request, _: Principal = Depends(viewer)) -> dict:
     """One tokenizer version (the latest if none is given), with its training corpus."""
-    from jobs.specs.names import parse_versioned
+    from orchestrator.specs.names import parse_versioned
 
     name, version, _alias = parse_versioned(ref, "tokenizer name")
     with request.app.state.registry.session() as session:

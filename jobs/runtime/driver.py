@@ -1,4 +1,4 @@
-"""Entry point of every job's driver: ``python -m jobs.driver JOB_ID``.
+"""Entry point of every job's driver: ``python -m jobs.runtime.driver JOB_ID``.
 
 The scheduler submits this through the Ray Jobs API. The driver reads its spec from the
 registry, marks itself RUNNING, runs the job kind's module, and either publishes the result
@@ -14,12 +14,12 @@ import socket
 import sys
 import traceback
 
-from jobs.context import JobContext
 from jobs.errors import JobInputError
-from jobs.specs import parse_spec
+from jobs.runtime.context import JobContext
 from orchestrator.config import load_settings
 from orchestrator.errors import USER_ERRORS
 from orchestrator.registry import JobStatus, Registry, store
+from orchestrator.specs import parse_spec
 
 RUNNERS = {
     "tokenizer": "jobs.tokenizer",
@@ -43,7 +43,7 @@ def keep_the_registry_url_on_the_driver() -> None:
     """Ray gives a job's environment variables to every task and actor the job starts (Ray
     Data actors, Train workers): connect with the registry URL blanked in the runtime env, so
     the database URL (and any password in it) stays on the driver. Workers report to the
-    driver instead (``jobs/worker_reports.py``)."""
+    driver instead (``jobs/train/reports.py``)."""
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ or not os.environ.get("ORCH_REGISTRY_URL"):
         return  # not a Ray job driver (tests call run_job directly), or nothing to hide
     import ray
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if len(argv) != 1 or not argv[0].isdigit():
-        print("usage: python -m jobs.driver JOB_ID", file=sys.stderr)
+        print("usage: python -m jobs.runtime.driver JOB_ID", file=sys.stderr)
         return 2
     return run_job(int(argv[0]))
 

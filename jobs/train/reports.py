@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jobs.context import JobContext
+    from jobs.runtime.context import JobContext
 
 log = logging.getLogger("orch.job")
 POLL_S = 0.5

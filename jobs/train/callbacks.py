@@ -12,8 +12,8 @@ from transformers import TrainerCallback
 
 from jobs.data.collate import TokenCounter
 from jobs.metrics import perplexity
-from jobs.training import COMPLETE
-from jobs.worker_reports import WorkerReporter
+from jobs.train.plan import COMPLETE
+from jobs.train.reports import WorkerReporter
 
 NON_METRIC_LOG_KEYS = (
     "epoch",
@@ -39,7 +39,7 @@ class ReportCheckpoint(TrainerCallback):
 
     ``in_place``: a single worker (Ray Train's local mode keeps reported checkpoints in memory
     only) marks the Trainer's own checkpoint folder complete instead of copying it; a later
-    attempt of the job resumes from it (``jobs.training.resume_point``). It then deletes the
+    attempt of the job resumes from it (``jobs.train.plan.resume_point``). It then deletes the
     checkpoints beyond ``keep`` itself (the Trainer's rotation ran before this callback): a
     death while deleting leaves the new, marked checkpoint the latest complete one.
     """

@@ -3,11 +3,11 @@
 A job's driver is a Ray Jobs entrypoint, a new Python process per job. Before it reads a row
 it imports torch, transformers, Ray Data and Ray Train: about 6 s on 2 busy cores, a third of
 the time from submit to the first training step (README, *Benchmarks*). Here the entrypoint is
-``python -m jobs.warm run JOB_ID``, which imports nothing but the standard library and asks
-this node's *driver host* (``python -m jobs.warm serve KEY``: one per node, cluster, code
+``python -m jobs.runtime.warm run JOB_ID``, which imports nothing but the standard library and asks
+this node's *driver host* (``python -m jobs.runtime.warm serve KEY``: one per node, cluster, code
 version and environment, started by the first launcher that finds none) to fork a driver.
 The forked driver takes the launcher's environment, working folder, stdout and stderr (so
-Ray's job log and ``orch jobs logs`` see its output), runs ``jobs.driver`` as a new process
+Ray's job log and ``orch jobs logs`` see its output), runs ``jobs.runtime.driver`` as a new process
 would, and its exit status comes back to the launcher, which exits with it.
 
 What Ray sees does not change: the launcher is the entrypoint process, holds the driver's
@@ -70,12 +70,12 @@ GPU_ENV = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"
 # What the host imports before it takes jobs: what every driver imports, and what a training
 # driver (one worker trains in the driver) imports on the way to its first step.
 PRELOAD = (
-    "jobs.driver",
+    "jobs.runtime.driver",
     "jobs.tokenizer",
     "jobs.finetune",
     "jobs.pretrain",
     "jobs.evaluate",
-    "jobs.train_worker",
+    "jobs.train.worker",
     "ray.train.torch",
     "ray.data",
 )
@@ -90,7 +90,7 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 def log(message: str) -> None:
     print(
-        f"{time.strftime('%Y-%m-%d %H:%M:%S')} jobs.warm[{os.getpid()}]: {message}",
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')} jobs.runtime.warm[{os.getpid()}]: {message}",
         file=sys.stderr,
         flush=True,
     )
@@ -103,7 +103,7 @@ def code_fingerprint() -> list[Any]:
     """Size and mtime of every source file of this project and of the installed packages'
     folders on ``sys.path`` (site-packages, dist-packages; not the others, which depend on
     how and where Python was started): an edit, checkout or upgrade gives another one."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     files = []
     for package in ("jobs", "orchestrator"):
         for folder, dirs, names in os.walk(root / package):
@@ -203,7 +203,7 @@ def cold(args: list[str], stopped: list[int] | None = None) -> NoReturn:
         signal.signal(sig, signal.SIG_DFL)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "jobs.driver", *args])
+    os.execv(sys.executable, [sys.executable, "-m", "jobs.runtime.driver", *args])
 
 
 def warm_allowed(env: dict[str, str]) -> str | None:
@@ -230,7 +230,7 @@ def spawn_host(key: str, folder: Path) -> None:
         try:
             with open(folder / f"{key}.log", "ab") as out:
                 subprocess.Popen(
-                    [sys.executable, "-m", "jobs.warm", "serve", key, *address],
+                    [sys.executable, "-m", "jobs.runtime.warm", "serve", key, *address],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=out,
@@ -507,7 +507,7 @@ class Host:
             threads = os.environ.get("OMP_NUM_THREADS", "")
             if threads.isdigit() and int(threads) > 0 and "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(int(threads))
-            from jobs.driver import main
+            from jobs.runtime.driver import main
 
             code = main(list(request["args"]))
         except SystemExit as exc:  # as the interpreter treats it
@@ -612,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"started the driver host {key}")
         return 0
     print(
-        "usage: python -m jobs.warm run JOB_ID | serve KEY [--address=GCS] | prestart",
+        "usage: python -m jobs.runtime.warm run JOB_ID | serve KEY [--address=GCS] | prestart",
         file=sys.stderr,
     )
     return 2

@@ -13,10 +13,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from jobs.specs.common import JobSpecBase
-from jobs.specs.errors import SpecError
-from jobs.specs.models import EvaluateJobSpec, FinetuneJobSpec, PretrainJobSpec
-from jobs.specs.tokenizer import TokenizerJobSpec
+from orchestrator.specs.common import JobSpecBase
+from orchestrator.specs.errors import SpecError
+from orchestrator.specs.models import EvaluateJobSpec, FinetuneJobSpec, PretrainJobSpec
+from orchestrator.specs.tokenizer import TokenizerJobSpec
 
 SPEC_CLASSES: dict[str, type[JobSpecBase]] = {
     "tokenizer": TokenizerJobSpec,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from jobs.specs.errors import SpecError
+from orchestrator.specs.errors import SpecError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RULE = (

@@ -3,7 +3,7 @@
 Job kinds (``jobs/tokenizer.py``, ``pretrain.py``, ``finetune.py``, ``evaluate.py``) never
 import the registry: they look up what they build on, report progress and metrics, record
 restarts and finish through a ``JobContext``. Ray Train workers don't get one: they report to
-the driver (``jobs/worker_reports.py``), which writes through its context. Every kind finishes
+the driver (``jobs/train/reports.py``), which writes through its context. Every kind finishes
 through the same checked path: SUCCEEDED only while the job still runs (a job cancelled
 meanwhile registers nothing), in the transaction that registers its result.
 """
@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from jobs.data.readers import Fingerprint
-from jobs.specs.names import parse_versioned
 from orchestrator.registry import JobStatus, Registry, store
 from orchestrator.registry.artifacts import publish_folder
+from orchestrator.specs.names import parse_versioned
 
 log = logging.getLogger("orch.job")
 

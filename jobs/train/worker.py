@@ -1,6 +1,6 @@
 """The worker side of training: what every Ray Train worker runs (``worker_loop``), the Hugging
 Face ``Trainer`` on Ray Data shards, its arguments, and the export of the best model. Imported
-where training runs (``jobs.training.worker_loop`` is a shim): in the Ray Train workers, or in
+where training runs (``jobs.train.fit.worker_loop`` is a shim): in the Ray Train workers, or in
 the driver of a one-worker job (which the warm driver host has preloaded it for).
 """
 
@@ -16,8 +16,8 @@ from transformers import Trainer, TrainingArguments
 
 from jobs.data.collate import LengthGroupedBatches, PadCollate
 from jobs.metrics import perplexity
-from jobs.trainer_callbacks import MetricsReport, ReportCheckpoint, TimeBudget
-from jobs.training import Plan
+from jobs.train.callbacks import MetricsReport, ReportCheckpoint, TimeBudget
+from jobs.train.plan import Plan
 
 # FSDP2 (``fully_shard``) on each transformer layer (the model's ``_no_split_modules``) and the
 # root; checkpoints as torch distributed checkpoints, one shard per rank.

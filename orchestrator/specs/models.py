@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from jobs.specs.common import (
+from orchestrator.specs.common import (
     DEFAULT_METRICS,
     TAGGED_FORMATS,
     JobSpecBase,
@@ -18,7 +18,7 @@ from jobs.specs.common import (
     metrics_not_of_task,
     resolve_paths,
 )
-from jobs.specs.training import (
+from orchestrator.specs.training import (
     Columns,
     DataSpec,
     Files,

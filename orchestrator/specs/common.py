@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from jobs.specs.names import NAME_PATTERN, NAME_RULE, is_valid_name
+from orchestrator.specs.names import NAME_PATTERN, NAME_RULE, is_valid_name
 
 FileFormat = Literal["auto", "text", "jsonl", "csv", "tsv", "parquet", "conll"]
 TAGGED_FORMATS = ("conll", "jsonl")  # what token classification reads: a tag per word

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from jobs.specs.common import FileFormat, JobSpecBase, Resources, StrictModel, resolve_paths
+from orchestrator.specs.common import FileFormat, JobSpecBase, Resources, StrictModel, resolve_paths
 
 DEFAULT_SPECIAL_TOKENS = {
     "wordpiece": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from jobs.specs.common import FileFormat, StrictModel, resolve_paths
-from jobs.specs.errors import SpecError
-from jobs.specs.names import parse_versioned
+from orchestrator.specs.common import FileFormat, StrictModel, resolve_paths
+from orchestrator.specs.errors import SpecError
+from orchestrator.specs.names import parse_versioned
 
 
 class Files(StrictModel):

@@ -1,7 +1,8 @@
 """The end of `make demo`: what the demo's jobs registered and served, and how to use it.
 
 Reads everything through the API, as any client would (no hard-coded paths), so it shows
-what a user gets, and ends with the web console's address and how to sign in.
+what a user gets, and ends with the web console's address and how to sign in. The masked
+LM's guess comes from its own endpoint; the tokenizer is loaded with `tokenizers` alone.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _took(job: dict | None) -> str:
 
 
 def main() -> int:
-    from transformers import AutoTokenizer, pipeline
+    from tokenizers import Tokenizer
 
     settings = load_settings()
     server = api()
@@ -43,10 +44,13 @@ def main() -> int:
         if row["job_id"]
     }
     mlm_name, clf_name = f"{MLM}:{mlm['version']}", f"{CLASSIFIER}:{clf['version']}"
-    tokenizer = AutoTokenizer.from_pretrained(tok["artifact_uri"])
-    tokens = tokenizer.convert_ids_to_tokens(tokenizer(SENTENCES[0])["input_ids"])
-    fill = pipeline("fill-mask", model=mlm["artifact_uri"])
-    guesses = [g["token_str"] for g in fill("the princess of [MASK] smiled.")[:3]]
+    tokenizer = Tokenizer.from_file(f"{tok['artifact_uri']}/tokenizer.json")
+    tokens = tokenizer.encode(SENTENCES[0]).tokens
+    fill = server.post(
+        f"/api/endpoints/{MLM}/predict",
+        {"body": {"inputs": "the princess of [MASK] smiled.", "parameters": {"top_k": 3}}},
+    )
+    guesses = [g["token_str"] for g in fill["result"]]
     url = server.get(f"/api/endpoints/{CLASSIFIER}", live="false")["url"]
     key = settings.serve_api_key
     resp = requests.post(
@@ -61,7 +65,8 @@ def main() -> int:
     print(f"registry    {settings.resolved_registry_url} (through {server.url})")
     print(
         f"tokenizer   {tok['name']}:{tok['version']}  {tok['algorithm']}, "
-        f"{len(tokenizer):,} tokens (job #{tok['job_id']}, {_took(jobs.get(TOKENIZER))})"
+        f"{tokenizer.get_vocab_size():,} tokens "
+        f"(job #{tok['job_id']}, {_took(jobs.get(TOKENIZER))})"
     )
     print(f"            {' '.join(tokens)}")
     print(
