@@ -29,11 +29,11 @@ from orchestrator.specs.serving import (
     INDEX_APP,
     INDEX_APP_BUILDER,
     MODEL_APP_BUILDER,
-    TASKS,
     ServeOptions,
     entailment_id,
     servable_tasks,
 )
+from orchestrator.specs.vocabulary import ENDPOINT_TASKS
 
 ROUTE_PREFIX = "/models"
 
@@ -105,8 +105,8 @@ def deploy(
         current = dict(running.options or {}) if running else {}
         fresh = running is None or not running.url  # nothing of it was ever up
         task = flags.pop("task", None) or current.get("task") or version.task
-        if task not in TASKS:
-            raise UsageError(f"task must be one of {', '.join(TASKS)}, not {task}")
+        if task not in ENDPOINT_TASKS:
+            raise UsageError(f"task must be one of {', '.join(ENDPOINT_TASKS)}, not {task}")
         check_servable(version, task)
         if "replicas" in flags:
             current.pop("autoscale", None)

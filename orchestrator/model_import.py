@@ -21,7 +21,8 @@ from orchestrator.errors import UsageError
 from orchestrator.registry import Registry, store
 from orchestrator.registry.artifacts import publish_folder
 from orchestrator.specs.names import check_name
-from orchestrator.specs.serving import MODEL_TASKS, task_of_architectures
+from orchestrator.specs.serving import task_of_architectures
+from orchestrator.specs.vocabulary import MODEL_TASKS
 
 # Weight formats that are Python pickles (torch.save, joblib...): loading one can run code.
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")

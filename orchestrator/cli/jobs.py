@@ -15,8 +15,8 @@ from orchestrator.cli.common import (
     print_messages,
     short_time,
 )
+from orchestrator.specs.vocabulary import JOB_KINDS, JobStatus
 
-STATUSES = ["QUEUED", "STARTING", "RUNNING", "RETRYING", "SUCCEEDED", "FAILED", "CANCELLED"]
 LIST_COLUMNS = [
     "id",
     "kind",
@@ -40,10 +40,16 @@ def jobs() -> None:
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice(STATUSES, case_sensitive=False),
+    type=click.Choice([s.value for s in JobStatus], case_sensitive=False),
     help="Only jobs in this state (repeatable).",
 )
-@click.option("--kind", "kinds", multiple=True, help="Only jobs of this kind (repeatable).")
+@click.option(
+    "--kind",
+    "kinds",
+    type=click.Choice(JOB_KINDS),
+    multiple=True,
+    help="Only jobs of this kind (repeatable).",
+)
 @click.option("--user", "submitted_by", default=None, help="Only jobs this user submitted.")
 @click.option("--limit", type=int, default=50, show_default=True)
 @format_option

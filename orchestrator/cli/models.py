@@ -7,15 +7,7 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.common import api, emit, emit_one, format_option, print_messages
-
-# orchestrator.specs.serving.MODEL_TASKS, spelt out: `orch --help` imports nothing beyond click
-MODEL_TASKS = (
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "fill-mask",
-    "feature-extraction",
-)
+from orchestrator.specs.vocabulary import MODEL_TASKS
 
 
 @click.group()

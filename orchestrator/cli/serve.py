@@ -8,19 +8,9 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import api, emit, emit_one, format_option, info, settings
+from orchestrator.specs.vocabulary import ENDPOINT_TASKS
 
-# orchestrator.specs.serving.TASKS, spelt out: `orch --help` imports nothing beyond click
-TASK_CHOICE = click.Choice(
-    [
-        "text-classification",
-        "token-classification",
-        "question-answering",
-        "zero-shot-classification",
-        "fill-mask",
-        "feature-extraction",
-        "embeddings",
-    ]
-)
+TASK_CHOICE = click.Choice(ENDPOINT_TASKS)
 api_key_option = click.option(
     "--api-key",
     default=None,

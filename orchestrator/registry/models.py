@@ -25,6 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# The job states are the contract's (orchestrator.specs.vocabulary); the registry stores them.
+from orchestrator.specs.vocabulary import ACTIVE_STATUSES as ACTIVE_STATUSES
+from orchestrator.specs.vocabulary import JobStatus as JobStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -32,23 +36,6 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
-
-
-class JobStatus(enum.StrEnum):
-    QUEUED = "QUEUED"
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    RETRYING = "RETRYING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-ACTIVE_STATUSES = (JobStatus.STARTING, JobStatus.RUNNING, JobStatus.RETRYING)
 
 
 class Job(Base):

@@ -26,6 +26,7 @@ from orchestrator.specs.training import (
     check_ref,
     training_gang,
 )
+from orchestrator.specs.vocabulary import FinetuneTask
 
 
 class ArchitectureSpec(StrictModel):
@@ -107,9 +108,6 @@ class BaseModelSpec(StrictModel):
         if (self.model is None) == (self.path is None):
             raise ValueError("give exactly one of base.model (registered) or base.path (folder)")
         return self
-
-
-FinetuneTask = Literal["text-classification", "token-classification"]
 
 
 class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):

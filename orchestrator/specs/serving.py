@@ -11,41 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Task = Literal[
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "zero-shot-classification",
-    "fill-mask",
-    "feature-extraction",
-    "embeddings",
-]
-# What an endpoint computes: the Hugging Face pipeline tasks of encoders, plus `embeddings`
-# (one pooled vector per input; `feature-extraction` gives the hidden state of every token).
-TASKS: tuple[str, ...] = (
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "zero-shot-classification",
-    "fill-mask",
-    "feature-extraction",
-    "embeddings",
-)
-# What a registered model version is (its head): the task it was trained or imported for.
-ModelTask = Literal[
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "fill-mask",
-    "feature-extraction",
-]
-MODEL_TASKS: tuple[str, ...] = (
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "fill-mask",
-    "feature-extraction",
-)
+from orchestrator.specs.vocabulary import EndpointTask
+
 # Architecture name endings (config.json "architectures") -> the model task they are.
 ARCHITECTURE_TASKS = (
     ("ForSequenceClassification", "text-classification"),
@@ -105,7 +72,7 @@ class ServeOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: Task = Field(description="What the endpoint computes; default: the model's task.")
+    task: EndpointTask = Field(description="What the endpoint computes; default: the model's task.")
     replicas: int = Field(1, ge=1, description="Fixed number of replicas (without autoscale).")
     autoscale: tuple[int, int] | None = Field(
         None, description="(min, max) replicas, scaled by ongoing requests."

@@ -1,29 +1,10 @@
-"""matthews_correlation: a local `evaluate` metric (no Hub access), by scikit-learn.
+"""matthews_correlation, offline: scikit-learn's ``matthews_corrcoef`` (see ../base.py)."""
 
-Loaded with ``evaluate.load("<this folder>")``. Keep one import per line: evaluate's
-import scanner reads this file naively.
-"""
-
-import datasets
-import evaluate
 from sklearn.metrics import matthews_corrcoef
 
-_DESCRIPTION = "Matthews correlation coefficient, from -1 to 1."
-_CITATION = "Pedregosa et al., Scikit-learn: Machine Learning in Python, JMLR 12, 2011."
-_KWARGS_DESCRIPTION = "predictions: predicted labels; references: true labels."
+import jobs.metrics.base as base
 
 
-class MatthewsCorrelation(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}
-            ),
-        )
-
-    def _compute(self, predictions, references, sample_weight=None):
-        value = matthews_corrcoef(references, predictions, sample_weight=sample_weight)
-        return {"matthews_correlation": float(value)}
+class MatthewsCorrelation(base.LabelMetric):
+    KEY, SCORE = "matthews_correlation", matthews_corrcoef
+    DESCRIPTION = "Matthews correlation coefficient, from -1 to 1."

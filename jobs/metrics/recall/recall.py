@@ -1,45 +1,10 @@
-"""recall: a local `evaluate` metric (the Hub is never contacted), computed by scikit-learn.
+"""recall, offline: scikit-learn's ``recall_score`` (one import per line: see ../base.py)."""
 
-Loaded with ``evaluate.load("<this folder>")``. Keep one import per line: evaluate's
-import scanner reads this file naively.
-"""
-
-import datasets
-import evaluate
 from sklearn.metrics import recall_score
 
-_DESCRIPTION = "Fraction of positive references that are found."
-_CITATION = "Pedregosa et al., Scikit-learn: Machine Learning in Python, JMLR 12, 2011."
-_KWARGS_DESCRIPTION = "predictions: predicted labels; references: true labels."
+import jobs.metrics.base as base
 
 
-class Recall(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}
-            ),
-        )
-
-    def _compute(
-        self,
-        predictions,
-        references,
-        labels=None,
-        pos_label=1,
-        average="binary",
-        sample_weight=None,
-    ):
-        value = recall_score(
-            references,
-            predictions,
-            labels=labels,
-            pos_label=pos_label,
-            average=average,
-            sample_weight=sample_weight,
-            zero_division=0,
-        )
-        return {"recall": float(value)}
+class Recall(base.AveragedLabelMetric):
+    KEY, SCORE = "recall", recall_score
+    DESCRIPTION = "Fraction of positive references that are found."

@@ -3,15 +3,15 @@
 entity-level precision, recall and f1 per entity type and overall (micro average), and
 token accuracy.
 
-Loaded with ``evaluate.load("<this folder>")``. Keep one import per line: evaluate's
-import scanner reads this file naively.
+Keep one import per line (see jobs/metrics/base.py).
 """
 
 import importlib
 
 import datasets
-import evaluate
 from seqeval.metrics import accuracy_score, classification_report
+
+import jobs.metrics.base as base
 
 _DESCRIPTION = (
     "Entity-level precision, recall and f1 of tag sequences (IOB, IOBES, ...), per entity "
@@ -29,19 +29,14 @@ _KWARGS_DESCRIPTION = (
 SCHEMES = ("IOB1", "IOB2", "IOE1", "IOE2", "IOBES", "BILOU")
 
 
-class Seqeval(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("string", id="label")),
-                    "references": datasets.Sequence(datasets.Value("string", id="label")),
-                }
-            ),
-        )
+class Seqeval(base.OfflineMetric):
+    DESCRIPTION = _DESCRIPTION
+    CITATION = _CITATION
+    INPUTS = _KWARGS_DESCRIPTION
+    FEATURES = {
+        "predictions": datasets.Sequence(datasets.Value("string", id="label")),
+        "references": datasets.Sequence(datasets.Value("string", id="label")),
+    }
 
     def _compute(
         self,

@@ -9,6 +9,7 @@ import { jobPage } from "./job.js";
 import { jobsPage } from "./jobs.js";
 import { modelPage, modelsPage } from "./models.js";
 import { signinPage } from "./signin.js";
+import { learn } from "./vocabulary.js";
 
 const ROUTES = [
   [/^#\/jobs\/(\d+)$/, jobPage],
@@ -18,7 +19,9 @@ const ROUTES = [
   [/^#\/endpoints$/, endpointsPage],
 ];
 
-const state = { user: null, stop: null, generation: 0, message: null, returnTo: "#/jobs" };
+const state = {
+  user: null, vocabulary: null, stop: null, generation: 0, message: null, returnTo: "#/jobs",
+};
 const main = () => document.getElementById("main");
 
 function renderHeader() {
@@ -62,9 +65,12 @@ async function route() {
     showSignin();
     return;
   }
-  if (!state.user) {
+  if (!state.user || !state.vocabulary) {
     try {
-      state.user = await api("/api/whoami");
+      const [user, words] = await Promise.all(
+        [state.user || api("/api/whoami"), state.vocabulary || api("/api/vocabulary")]);
+      state.user = user;
+      state.vocabulary = learn(words);
     } catch (error) {
       if (error.status !== 401) replace(main(), alertBox(error));
       return; // a 401 has already sent us to sign-in

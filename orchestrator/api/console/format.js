@@ -3,8 +3,6 @@
 import { may } from "./api.js";
 import { h } from "./dom.js";
 
-export const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
-
 const pad = (n) => String(n).padStart(2, "0");
 
 /** "2026-11-29 14:33:05" in the browser's time zone; "—" when absent. */

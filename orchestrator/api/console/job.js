@@ -4,7 +4,8 @@
 import { api, may, poll, post } from "./api.js";
 import { byStep, lineChart } from "./chart.js";
 import { alertBox, factItems, h, replace, statusBox } from "./dom.js";
-import { TERMINAL, badge, jobDuration, num, when } from "./format.js";
+import { badge, jobDuration, num, when } from "./format.js";
+import { isTerminal } from "./vocabulary.js";
 
 const LOG_LINES = 200;
 const SPLIT_ORDER = { train: 0, eval: 1, final: 2 };
@@ -56,7 +57,7 @@ function renderEvents(body, events) {
 
 function renderOutcome(box, job) {
   replace(box,
-    job.cancel_requested && !TERMINAL.has(job.status)
+    job.cancel_requested && !isTerminal(job.status)
       ? h("p", { class: "muted" }, "A stop was requested; the scheduler stops the driver.") : null,
     job.error ? [h("h3", {}, "Error"), h("pre", { class: "error" }, job.error)] : null,
     job.result ? [h("h3", {}, "Result"), h("pre", { class: "json" },
@@ -142,7 +143,7 @@ export function jobPage(root, { user, params: [id] }) {
         [api(`/api/jobs/${id}`), api(`/api/jobs/${id}/metrics`)]);
       parts.title.textContent = `Job ${job.id} · ${job.kind} ${job.name}`;
       replace(parts.status, badge(job.status));
-      parts.cancel.hidden = TERMINAL.has(job.status) || !mayCancel(user, job);
+      parts.cancel.hidden = isTerminal(job.status) || !mayCancel(user, job);
       renderFacts(parts.facts, job);
       const signature = JSON.stringify(metrics);
       if (signature !== drawn) renderCurves(parts, metrics);
@@ -152,7 +153,7 @@ export function jobPage(root, { user, params: [id] }) {
       parts.spec.textContent = JSON.stringify(job.spec, null, 2);
       await renderLog(parts.log, id);
       replace(parts.error);
-      if (TERMINAL.has(job.status)) {
+      if (isTerminal(job.status)) {
         if (ended) return false; // it ended and the pass after the end is done
         ended = true;
       }

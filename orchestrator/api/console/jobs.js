@@ -3,9 +3,8 @@
 import { api, poll, query } from "./api.js";
 import { alertBox, h, replace } from "./dom.js";
 import { badge, jobDuration, when } from "./format.js";
+import { vocabulary } from "./vocabulary.js";
 
-const STATUSES = ["QUEUED", "STARTING", "RUNNING", "RETRYING", "SUCCEEDED", "FAILED", "CANCELLED"];
-const KINDS = ["tokenizer", "pretrain", "finetune", "evaluate"];
 const COLUMNS = ["id", "kind", "name", "status", "owner", "created", "duration", "summary"];
 const filters = { status: "", kind: "", submitted_by: "" }; // kept while the tab lives
 
@@ -38,8 +37,8 @@ function filterBar(onChange) {
     },
   });
   return h("div", { class: "filters" },
-    choice("status", "status", STATUSES, onChange),
-    choice("kind", "kind", KINDS, onChange),
+    choice("status", "status", vocabulary.job_statuses, onChange),
+    choice("kind", "kind", vocabulary.job_kinds, onChange),
     h("label", {}, "owner", owner));
 }
 

@@ -1,4 +1,4 @@
-"""/api/users, /api/audit, /api/cluster, /api/whoami, /api/health."""
+"""/api/users, /api/audit, /api/cluster, /api/whoami, /api/vocabulary, /api/health."""
 
 from __future__ import annotations
 
@@ -19,6 +19,15 @@ router = APIRouter(prefix="/api", tags=["admin"])
 async def health() -> dict:  # async: answers even while every worker thread is busy
     """Liveness; needs no token and says nothing about the registry."""
     return {"status": "ok"}
+
+
+@router.get("/vocabulary")
+def vocabulary(_: Principal = Depends(viewer)) -> dict[str, list[str]]:
+    """The names clients share with the server: job states (and which are terminal), job
+    kinds, model and endpoint tasks."""
+    from orchestrator.specs.vocabulary import vocabulary
+
+    return vocabulary()
 
 
 @router.get("/whoami")

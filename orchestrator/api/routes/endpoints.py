@@ -11,7 +11,7 @@ from orchestrator.api import views
 from orchestrator.api.auth import Principal, admin, member, viewer
 from orchestrator.registry import store
 from orchestrator.registry.models import Role
-from orchestrator.specs.serving import Task
+from orchestrator.specs.vocabulary import EndpointTask
 
 router = APIRouter(prefix="/api/endpoints", tags=["endpoints"])
 
@@ -29,7 +29,7 @@ class ServeRequest(BaseModel):
     autoscale: Autoscale | None = None
     cpus_per_replica: float | None = Field(None, gt=0)
     gpus_per_replica: float | None = Field(None, ge=0)
-    task: Task | None = None
+    task: EndpointTask | None = None
     max_batch_size: int | None = Field(None, ge=1)
     batch_wait_ms: float | None = Field(None, ge=0)
     quantize: Literal["none", "int8"] | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -13,9 +13,9 @@ from orchestrator.api.auth import Principal, member, viewer
 from orchestrator.api.errors import TEXT_RESPONSE
 from orchestrator.registry import store
 from orchestrator.registry.models import Role
+from orchestrator.specs.vocabulary import JobKind, JobStatus
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-Status = Literal["QUEUED", "STARTING", "RUNNING", "RETRYING", "SUCCEEDED", "FAILED", "CANCELLED"]
 
 
 class SubmitRequest(BaseModel):
@@ -56,8 +56,8 @@ def submit(body: SubmitRequest, request: Request, user: Principal = Depends(memb
 @router.get("")
 def list_jobs(
     request: Request,
-    status: list[Status] = Query(default=[]),
-    kind: list[str] = Query(default=[]),
+    status: list[JobStatus] = Query(default=[]),
+    kind: list[JobKind] = Query(default=[]),
     submitted_by: str | None = None,
     limit: int = Query(50, ge=1, le=1000),
     _: Principal = Depends(viewer),

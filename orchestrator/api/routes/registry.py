@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from orchestrator.api import views
 from orchestrator.api.auth import Principal, admin, viewer
 from orchestrator.registry import store
-from orchestrator.specs.serving import ModelTask
+from orchestrator.specs.vocabulary import ModelTask
 
 router = APIRouter(prefix="/api", tags=["registry"])
 
