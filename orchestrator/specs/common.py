@@ -63,7 +63,9 @@ class Resources(StrictModel):
 
 
 class JobSpecBase(StrictModel):
-    kind: str
+    """Fields every job spec has."""
+
+    kind: str = Field(description="The job kind, which picks the spec's other fields.")
     name: str = Field(
         description="Registry name of what the job produces (a tokenizer or model name); "
         "letters, digits, '_', '.', '-'.",

@@ -32,13 +32,15 @@ from orchestrator.specs.vocabulary import FinetuneTask
 class ArchitectureSpec(StrictModel):
     """Size of a model built from scratch around a registered tokenizer."""
 
-    architecture: Literal["distilbert", "bert", "roberta"] = "distilbert"
-    layers: int = Field(6, ge=1, le=48)
-    hidden: int = Field(768, ge=16)
-    heads: int = Field(12, ge=1)
-    intermediate: int = Field(3072, ge=16)
+    architecture: Literal["distilbert", "bert", "roberta"] = Field(
+        "distilbert", description="The transformers model family built from its config."
+    )
+    layers: int = Field(6, ge=1, le=48, description="Transformer layers.")
+    hidden: int = Field(768, ge=16, description="Hidden size (a multiple of heads).")
+    heads: int = Field(12, ge=1, description="Attention heads per layer.")
+    intermediate: int = Field(3072, ge=16, description="Size of the feed-forward layer.")
     max_positions: int = Field(512, ge=16, description="Longest sequence the model accepts.")
-    dropout: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout of hidden states.")
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> ArchitectureSpec:
@@ -52,9 +54,11 @@ class ArchitectureSpec(StrictModel):
 class PretrainJobSpec(JobSpecBase, TrainingJobSpec):
     """Masked-LM pretraining from scratch; registers a fill-mask model version."""
 
-    kind: Literal["pretrain"] = "pretrain"
+    kind: Literal["pretrain"] = Field("pretrain", description="The job kind: pretrain.")
     tokenizer: str = Field(description="Registered tokenizer: NAME or NAME:VERSION.")
-    model: ArchitectureSpec = Field(default_factory=lambda: ArchitectureSpec())
+    model: ArchitectureSpec = Field(
+        default_factory=lambda: ArchitectureSpec(), description="The model built from scratch."
+    )
     mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
 
     @field_validator("tokenizer")
@@ -114,8 +118,8 @@ class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):
     """Sequence classification of single texts or pairs, or token classification (NER) of
     tagged words; registers the best checkpoint."""
 
-    kind: Literal["finetune"] = "finetune"
-    base: BaseModelSpec
+    kind: Literal["finetune"] = Field("finetune", description="The job kind: finetune.")
+    base: BaseModelSpec = Field(description="The model fine-tuned: registered or a local folder.")
     task: FinetuneTask = Field(
         "text-classification",
         description="text-classification (a label per text or pair) or token-classification "
@@ -194,7 +198,9 @@ class FinetuneJobSpec(JobSpecBase, TrainingJobSpec):
 class EvalDataSpec(Files):
     """The rows to score: one set of files, with the column mapping of the training data."""
 
-    columns: Columns = Field(default_factory=lambda: Columns())
+    columns: Columns = Field(
+        default_factory=lambda: Columns(), description="Which columns hold texts, labels, tags."
+    )
     max_rows: int | None = Field(None, gt=0, description="Score at most this many rows.")
     max_length: int = Field(128, gt=8, le=8192, description="Truncate to this many tokens.")
 
@@ -202,9 +208,9 @@ class EvalDataSpec(Files):
 class EvaluateJobSpec(JobSpecBase):
     """Metrics of a registered model version on a dataset split; written to the registry."""
 
-    kind: Literal["evaluate"] = "evaluate"
+    kind: Literal["evaluate"] = Field("evaluate", description="The job kind: evaluate.")
     model: str = Field(description="NAME, NAME:VERSION or NAME@ALIAS of a registered model.")
-    data: EvalDataSpec
+    data: EvalDataSpec = Field(description="The split to score.")
     metrics: list[str] | None = Field(
         None,
         description="For classifiers: accuracy, f1, precision, recall, matthews_correlation "
@@ -214,8 +220,10 @@ class EvaluateJobSpec(JobSpecBase):
         "perplexity.",
     )
     _known_metrics = field_validator("metrics")(check_metrics)
-    batch_size: int = Field(64, gt=0)
-    resources: Resources = Field(default_factory=lambda: Resources())
+    batch_size: int = Field(64, gt=0, description="Rows per forward pass.")
+    resources: Resources = Field(
+        default_factory=lambda: Resources(), description="What the job's driver reserves."
+    )
 
     @field_validator("model")
     @classmethod

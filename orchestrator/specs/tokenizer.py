@@ -56,6 +56,8 @@ class TextCorpus(StrictModel):
 
 
 class TokenizerParams(StrictModel):
+    """The tokenizer to train: its algorithm, vocabulary and special tokens."""
+
     algorithm: Literal["wordpiece", "bpe", "unigram"] = Field(
         "wordpiece", description="wordpiece (BERT), bpe (byte-level, RoBERTa) or unigram."
     )
@@ -93,10 +95,14 @@ class TokenizerParams(StrictModel):
 class TokenizerJobSpec(JobSpecBase):
     """Train a tokenizer with the `tokenizers` library and register it as NAME version N."""
 
-    kind: Literal["tokenizer"] = "tokenizer"
-    data: TextCorpus
-    tokenizer: TokenizerParams = Field(default_factory=lambda: TokenizerParams())
-    resources: Resources = Field(default_factory=lambda: Resources())
+    kind: Literal["tokenizer"] = Field("tokenizer", description="The job kind: tokenizer.")
+    data: TextCorpus = Field(description="The text the tokenizer learns from, streamed.")
+    tokenizer: TokenizerParams = Field(
+        default_factory=lambda: TokenizerParams(), description="What to train."
+    )
+    resources: Resources = Field(
+        default_factory=lambda: Resources(), description="What the job's driver reserves."
+    )
 
     def gang(self) -> list[dict[str, float]]:
         return [self.resources.as_ray()]

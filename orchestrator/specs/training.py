@@ -29,6 +29,8 @@ class Files(StrictModel):
 
 
 class Columns(StrictModel):
+    """Which columns of the data files hold what."""
+
     text: str = Field("text", description="Column of the (first) text.")
     text_pair: str | None = Field(None, description="Column of the second text of a pair.")
     label: str = Field("label", description="Column of the label (classification).")
@@ -45,18 +47,19 @@ class Columns(StrictModel):
 class DataSpec(StrictModel):
     """Where the rows come from and how they become token ids."""
 
-    train: Files
+    train: Files = Field(description="The training split.")
     eval: Files | None = Field(None, description="Held-out split; else a fraction of train.")
     eval_fraction: float = Field(0.1, gt=0, lt=1, description="Used when eval is not given.")
     split_seed: int = Field(42, description="Seed of the train/eval split by fraction.")
-    columns: Columns = Field(default_factory=lambda: Columns())
+    columns: Columns = Field(
+        default_factory=lambda: Columns(), description="Which columns hold texts, labels, tags."
+    )
     max_rows: int | None = Field(None, gt=0, description="Use at most this many rows per split.")
     max_length: int = Field(128, gt=8, le=8192, description="Truncate to this many tokens.")
     group_by_length: bool = Field(
         True,
-        description="Batch rows of similar length together (windows of 50 batches, "
-        "shuffled): measured 2x the training samples/s of plain dynamic padding on SST-2, "
-        "with the same dev accuracy (bench/finetune.py).",
+        description="Batch rows of similar length together (sorted within windows of 50 "
+        "batches, the batches shuffled), so batches carry less padding.",
     )
     pipeline: Literal["auto", "streaming", "in-memory"] = Field(
         "auto",
@@ -79,21 +82,27 @@ class TrainSpec(StrictModel):
         "register), whatever max_steps or epochs say.",
     )
     batch_size: int = Field(16, gt=0, description="Rows per worker per step.")
-    eval_batch_size: int = Field(64, gt=0)
+    eval_batch_size: int = Field(64, gt=0, description="Rows per worker per evaluation step.")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     lr: float = Field(5e-5, gt=0, description="Peak learning rate.")
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    lr_schedule: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
-    max_grad_norm: float = Field(1.0, gt=0)
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(
+        0.06, ge=0, lt=1, description="Share of the steps over which the learning rate warms up."
+    )
+    lr_schedule: Literal["linear", "cosine", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate decay after the warm-up."
+    )
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradients clipped to this norm.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16 need GPUs.")
     compile: bool = Field(
         False,
         description="torch.compile the model: a compile pause before the first steps, then "
         "faster steps (mostly on GPUs).",
     )
-    seed: int = 42
-    logging_steps: int = Field(10, gt=0)
+    seed: int = Field(
+        42, description="Seeds the new head's initialisation, the shuffles and the masking."
+    )
+    logging_steps: int = Field(10, gt=0, description="Log training metrics every N steps.")
     eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps and at the end.")
     save_steps: int | None = Field(
         None, gt=0, description="Checkpoint every N steps (default: with every evaluation)."
@@ -104,11 +113,15 @@ class TrainSpec(StrictModel):
 class ScalingSpec(StrictModel):
     """How many Ray Train workers, of what size, placed how."""
 
-    num_workers: int = Field(1, ge=1)
-    use_gpu: bool = False
-    cpus_per_worker: float = Field(1.0, gt=0)
+    num_workers: int = Field(
+        1, ge=1, description="Ray Train workers (one trains inside the job's driver)."
+    )
+    use_gpu: bool = Field(False, description="Give each worker gpus_per_worker GPUs.")
+    cpus_per_worker: float = Field(1.0, gt=0, description="Logical CPUs each worker holds.")
     gpus_per_worker: float = Field(1.0, ge=0, description="Used when use_gpu is true.")
-    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="How the workers spread over nodes (a Ray placement strategy)."
+    )
     strategy: Literal["ddp", "fsdp"] = Field(
         "ddp",
         description="ddp: every worker holds the whole model. fsdp: parameters, gradients "
@@ -169,9 +182,11 @@ def training_gang(scaling: ScalingSpec, data: DataSpec) -> list[dict[str, float]
 class TrainingJobSpec(StrictModel):
     """Fields common to pretrain and finetune."""
 
-    data: DataSpec
-    train: TrainSpec = Field(default_factory=lambda: TrainSpec())
-    scaling: ScalingSpec = Field(default_factory=lambda: ScalingSpec())
+    data: DataSpec = Field(description="Where the rows come from and how they are tokenised.")
+    train: TrainSpec = Field(default_factory=lambda: TrainSpec(), description="Optimisation.")
+    scaling: ScalingSpec = Field(
+        default_factory=lambda: ScalingSpec(), description="Workers, their size and placement."
+    )
     retries: int = Field(
         2, ge=0, description="Restarts from the latest checkpoint when a worker or node dies."
     )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from orchestrator.errors import SpecError
-from orchestrator.specs import load_spec, parse_spec
+from orchestrator.specs import SPEC_CLASSES, load_spec, parse_spec
+from orchestrator.specs.serving import ServeOptions
 from orchestrator.specs.tokenizer import TokenizerJobSpec
 from tests.conftest import SHARED_DATA, shared_data
 
@@ -34,6 +38,43 @@ def problems(exc: pytest.ExceptionInfo[SpecError]) -> str:
 
 def test_there_are_example_specs() -> None:
     assert len(EXAMPLES) >= 3
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_no_example_names_an_interpreter_s_own_path(path: Path) -> None:
+    """Examples run on any Python: a base model is a registered version or given by --set."""
+    text = path.read_text()
+    assert not re.search(r"site-packages|python3\.\d+|\.venv/", text), path.name
+
+
+def spec_models() -> list[type[BaseModel]]:
+    """Every pydantic model a job spec or an endpoint's options are made of."""
+    found: list[type[BaseModel]] = []
+    todo: list[type[BaseModel]] = [*SPEC_CLASSES.values(), ServeOptions]
+    while todo:
+        model = todo.pop()
+        if model in found:
+            continue
+        found.append(model)
+        for info in model.model_fields.values():
+            for arg in (info.annotation, *typing.get_args(info.annotation)):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    todo.append(arg)
+    return found
+
+
+def test_every_spec_field_is_described() -> None:
+    """The spec reference (docs/reference/specs.md) is generated from these descriptions."""
+    models = spec_models()
+    assert len(models) >= 12
+    missing = [
+        f"{model.__name__}.{name}"
+        for model in models
+        for name, info in model.model_fields.items()
+        if not info.description
+    ]
+    assert not missing, f"fields without a description: {missing}"
+    assert all(model.__doc__ for model in models)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
