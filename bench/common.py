@@ -3,6 +3,7 @@ memory of a job's processes, baselines in subprocesses, and the results table.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -181,12 +182,53 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def save(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``bench/results/NAME.json``: the figures with the command, date, commit and
+    machine that measured them (the docs' benchmark tables are generated from these files)."""
     out = REPO / "bench" / "results" / f"{name}.json"
-    out.write_text(json.dumps(payload, indent=2, default=str))
+    out.write_text(json.dumps({**provenance(), **payload}, indent=2, default=str))
     return out
 
 
+def provenance() -> dict[str, str]:
+    """How this run was made: its command line, UTC date, commit (``+changes`` when tracked
+    files differ from it) and machine."""
+    main = sys.modules["__main__"]
+    module = main.__spec__.name if main.__spec__ else Path(sys.argv[0]).name
+    return {
+        "command": " ".join(["python", "-m", module, *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": commit(),
+        "machine": machine(),
+    }
+
+
+def commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def machine() -> str:
-    return (
-        f"{os.cpu_count()} CPU cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, no GPU"
+    """CPU model, cores, memory and GPU of this machine."""
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "unknown CPU",
+        )
+        if Path("/proc/cpuinfo").exists()
+        else "unknown CPU"
     )
+    gpu = "no GPU"
+    with contextlib.suppress(ImportError):
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{cpu}, {os.cpu_count()} CPU cores, {memory:.0f} GiB RAM, {gpu}"
