@@ -25,7 +25,7 @@ JOB_PROCESS_MARKERS = (
     "SplitCoordinator",
     "jobs.runtime.driver",
     "TrainController",
-    "jobs.runtime.warm run",  # the driver's launcher (jobs/runtime/warm.py)
+    "jobs.runtime.warm run",  # the driver's launcher (jobs/runtime/warm/)
 )
 # A driver forked by a warm driver host shows the host's command line: a job process when it
 # appeared during the job (the host itself was there before, and is reported on its own).
@@ -108,7 +108,7 @@ class PeakMemory:
 
     @staticmethod
     def warm_hosts() -> int:
-        """Summed RSS of the warm driver hosts running now (``jobs/runtime/warm.py``): what a node
+        """Summed RSS of the warm driver hosts running now (``jobs/runtime/warm/``): what a node
         holds between jobs so that drivers start without importing torch."""
         total = 0
         for proc in psutil.process_iter(["cmdline", "ppid"]):

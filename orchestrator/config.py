@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     warm_drivers: bool = Field(
         True,
         description="Fork job drivers from a per-node host that has imported the job code "
-        "(jobs/runtime/warm.py): seconds less from submit to a job's first step; false starts "
+        "(jobs/runtime/warm/): seconds less from submit to a job's first step; false starts "
         "a new Python process per driver.",
     )
     serve_host: str = Field(

@@ -54,7 +54,7 @@ def retries_left(job: Job) -> int:
 def driver_entrypoint(job_id: int) -> str:
     """The driver's command: a launcher that forks it from this node's warm driver host, or
     runs ``python -m jobs.runtime.driver JOB_ID`` itself when it cannot
-    (``jobs/runtime/warm.py``)."""
+    (``jobs/runtime/warm/``)."""
     return f"{shlex.quote(sys.executable)} -m jobs.runtime.warm run {job_id}"
 
 

@@ -93,7 +93,7 @@ def test_tokenizer_job_end_to_end(ray_cluster: dict, gutenberg: Path) -> None:
 
 
 def test_drivers_are_forked_from_the_warm_driver_host(ray_cluster: dict) -> None:
-    """The scheduler starts the head's warm driver host when it starts (jobs/runtime/warm.py); once
+    """The scheduler starts the head's warm driver host when it starts (jobs/runtime/warm/); once
     it has imported the job code, drivers are forked from it: the launcher says so in the
     job's log, with the pid the driver records."""
     from orchestrator.ray_client.logs import job_logs

@@ -1,4 +1,4 @@
-"""Warm drivers (jobs/runtime/warm.py) with real processes and a real registry, no Ray: a
+"""Warm drivers (jobs/runtime/warm/) with real processes and a real registry, no Ray: a
 driver host forks drivers that run a tokenizer job, their exit codes and output reach the
 launcher, a stop signal to the launcher reaches the driver, a killed launcher takes its driver
 with it, and drivers start cold when the warm path cannot be trusted."""
