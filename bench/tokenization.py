@@ -79,7 +79,8 @@ def with_ray_data(tokenizer_dir: str, files: list[str]) -> dict:
     consumed as a stream."""
     import ray
 
-    from jobs.data.pipeline import READ_CPUS, read_files, tokenize
+    from jobs.data.streaming import READ_CPUS, read_files
+    from jobs.data.tabular import tokenize
     from orchestrator.specs.training import Files
 
     ray.data.DataContext.get_current().enable_progress_bars = False

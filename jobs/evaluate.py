@@ -10,16 +10,10 @@ import numpy as np
 import torch
 
 from jobs.data.collate import PadCollate
-from jobs.data.pipeline import (
-    LABEL,
-    check_columns,
-    check_tagged_files,
-    read_files,
-    resolve_labels,
-    sentence_dataset,
-    tokenize,
-    tokenize_tagged,
-)
+from jobs.data.rows import LABEL, check_columns
+from jobs.data.streaming import read_files
+from jobs.data.tabular import resolve_labels, tokenize
+from jobs.data.tagged import check_tagged_files, sentence_dataset, tokenize_tagged
 from jobs.errors import JobInputError
 from jobs.metrics import (
     classification_scores,

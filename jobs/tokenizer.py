@@ -11,7 +11,8 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers import trainers as tk_trainers
 
-from jobs.data.readers import LineCounter, batched, fingerprint_files, iter_texts, resolve_files
+from jobs.data.corpus import LineCounter, batched, iter_texts
+from jobs.data.readers import fingerprint_files, resolve_files
 from jobs.errors import JobInputError
 from jobs.runtime.context import DatasetFacts, JobContext
 from orchestrator.specs.tokenizer import TokenizerJobSpec, TokenizerParams, special_token_roles

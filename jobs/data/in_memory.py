@@ -1,5 +1,6 @@
 """A tokenised split held in memory: what an in-memory input pipeline (``data.pipeline``)
-hands a one-worker job in place of a Ray Data dataset."""
+hands a one-worker job in place of a Ray Data dataset, tokenised in the driver by the same
+UDF a streaming pipeline runs in its actors. No Ray here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+
+BLOCK = 1024  # rows tokenised at a time
 
 
 class TokenizedRows:
@@ -47,3 +50,26 @@ class TokenizedRows:
     ) -> Iterator[Any]:
         for batch in self.iter_batches(batch_size=batch_size):
             yield collate_fn(batch)
+
+
+def tokenize_in_memory(rows: dict[str, list[Any]], udf: Any) -> TokenizedRows:
+    """Rows read into memory, tokenised by ``udf`` (the Ray Data UDF a streaming pipeline
+    runs in its actors) a block at a time, in the calling process."""
+    count = len(next(iter(rows.values())))
+    return TokenizedRows.concat(
+        [
+            udf({c: objects(values[i : i + BLOCK]) for c, values in rows.items()})
+            for i in range(0, count, BLOCK)
+        ]
+    )
+
+
+def objects(values: list[Any]) -> np.ndarray:
+    """A column as Ray Data hands it to a UDF: numbers as a numeric array, anything else (str,
+    lists of words) as an object array, one element per row."""
+    if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return np.asarray(values)
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out

@@ -57,34 +57,38 @@ def test_resume_point_is_the_latest_complete_checkpoint_of_any_attempt(tmp_path:
 
 
 def test_tally_counts_rows_and_labels_as_the_pipeline_limits_them(tmp_path: Path) -> None:
-    from jobs.data.pipeline import tally
+    from jobs.data.files import check_files
+    from jobs.data.rows import tally
+    from jobs.data.split import SplitRule
     from orchestrator.specs.training import Files
 
     first, second = tmp_path / "a.tsv", tmp_path / "b.tsv"
     first.write_text("sentence\tlabel\n" + "".join(f"s{i}\t{i % 2}\n" for i in range(5000)))
     second.write_text("sentence\tlabel\n" + "".join(f"t{i}\t{2}\n" for i in range(10)))
-    files = Files(files=[str(first), str(second)])
+    files = check_files(Files(files=[str(first), str(second)]), "train")
     roles = {"text": "sentence", "label": "label"}
-    [(rows, labels)] = tally(files, "train", roles, None)
+    [(rows, labels)] = tally(files, roles, None)
     assert (rows, dict(labels)) == (5010, {0: 2500, 1: 2500, 2: 10})
-    [(rows, labels)] = tally(files, "train", roles, 4999)  # stops inside the first file
+    [(rows, labels)] = tally(files, roles, 4999)  # stops inside the first file
     assert (rows, dict(labels)) == (4999, {0: 2500, 1: 2499})
-    train, held = tally(files, "train", roles, None, (0.25, 7))
+    train, held = tally(files, roles, None, SplitRule(0.25, 7))
     assert train.rows + held.rows == 5010 and 1000 < held.rows < 1500
     text = tmp_path / "c.txt"
     text.write_text("one\n\n  \ntwo\u2028three\r\nfour")  # blank lines dropped, as read_text
-    [(rows, labels)] = tally(Files(files=[str(text)]), "train", {"text": "text"}, None)
+    [(rows, labels)] = tally(check_files(Files(files=[str(text)]), "train"), {"text": "text"}, None)
     assert (rows, dict(labels)) == (4, {})
 
 
 def test_tally_errors_name_the_file(tmp_path: Path) -> None:
-    from jobs.data.pipeline import tally
-    from orchestrator.specs.training import Files
+    from jobs.data.files import SplitFiles
+    from jobs.data.readers import fingerprint_files
+    from jobs.data.rows import tally
 
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\na,1\nb,2,extra\n")
+    files = SplitFiles([str(bad)], "csv", fingerprint_files([str(bad)]), ["text", "label"])
     with pytest.raises(JobInputError, match=r"could not read .*bad.csv"):
-        tally(Files(files=[str(bad)]), "train", {"text": "text", "label": "label"}, None)
+        tally(files, {"text": "text", "label": "label"}, None)
 
 
 def test_started_early_runs_the_first_pass_ahead_and_later_passes_as_usual() -> None:
@@ -131,25 +135,28 @@ def test_started_early_runs_the_first_pass_ahead_and_later_passes_as_usual() -> 
 def test_auto_holds_a_small_one_worker_dataset_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``data.pipeline: auto`` streams through Ray Data for several workers or large files."""
+    """``data.pipeline: auto`` streams through Ray Data for several workers or large files
+    (their size: what the split's files were fingerprinted as)."""
     from jobs.data import pipeline
+    from jobs.data.files import check_files
     from orchestrator.specs.training import DataSpec
 
     (tmp_path / "a.txt").write_text("a line\n" * 1000)  # 7,000 bytes
     auto = DataSpec.model_validate({"train": {"files": [str(tmp_path / "a.txt")]}})
-    assert pipeline.in_memory(auto, 1) and not pipeline.in_memory(auto, 2)
-    assert not pipeline.in_memory(auto.model_copy(update={"pipeline": "streaming"}), 1)
+    size = check_files(auto.train, "train").fingerprint.size_bytes
+    assert size == 7000
+    assert pipeline.in_memory(auto.pipeline, 1, size) and not pipeline.in_memory("auto", 2, size)
+    assert not pipeline.in_memory("streaming", 1, size)
     monkeypatch.setattr(pipeline, "IN_MEMORY_MAX_BYTES", 6999)
-    assert not pipeline.in_memory(auto, 1)
-    assert pipeline.in_memory(auto.model_copy(update={"pipeline": "in-memory"}), 1)
+    assert not pipeline.in_memory("auto", 1, size)
+    assert pipeline.in_memory("in-memory", 1, size)
 
 
 def test_rows_in_memory_batch_like_a_ray_data_shard() -> None:
     """In row order, the last batch short, and through the collate function for torch."""
     import numpy as np
 
-    from jobs.data.in_memory import TokenizedRows
-    from jobs.data.pipeline import objects
+    from jobs.data.in_memory import TokenizedRows, objects
 
     ids = objects([np.arange(n, dtype=np.int32) for n in range(1, 8)])
     rows = TokenizedRows.concat(
@@ -175,8 +182,7 @@ def test_length_grouped_batches_are_seeded_per_pass() -> None:
     import numpy as np
 
     from jobs.data.collate import LengthGroupedBatches
-    from jobs.data.in_memory import TokenizedRows
-    from jobs.data.pipeline import objects
+    from jobs.data.in_memory import TokenizedRows, objects
 
     rng = np.random.default_rng(0)
     rows = TokenizedRows(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jobs.data.readers import (
+from jobs.data.sentences import (
     Sentence,
     default_tag_names,
     parse_sentences,
@@ -268,7 +268,8 @@ def test_empty_files_name_the_file(tmp_path: Path) -> None:
 
 
 def test_the_sentence_rows_ray_parses_match_the_drivers_counts(corpus: Path) -> None:
-    from jobs.data.pipeline import SplitRule, _sentence_rows
+    from jobs.data.split import SplitRule
+    from jobs.data.tagged import _sentence_rows
 
     label2id = {n: i for i, n in enumerate(["O", "B-location", "B-person", "I-location"])}
     item = {"path": str(corpus), "take": 2}
@@ -312,7 +313,8 @@ def minilm() -> str:
 def test_a_word_split_into_sub_tokens_gets_its_tag_on_the_first_only(minilm: str) -> None:
     from transformers import AutoTokenizer
 
-    from jobs.data.pipeline import TokenizeTagged, align_tags, tokenizer_core
+    from jobs.data.tagged import TokenizeTagged, align_tags
+    from jobs.data.tokenizer_core import tokenizer_core
 
     assert align_tags([None, 0, 1, 1, 2, None], [5, 6, 7]) == [-100, 5, 6, -100, 7, -100]
     words = ["Discivery", "Channel", "rocks"]

@@ -13,7 +13,9 @@ import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from jobs.data.collate import PadCollate
-from jobs.data.pipeline import Tokenize, TokenizeTagged, align_tags, tokenizer_core
+from jobs.data.tabular import Tokenize
+from jobs.data.tagged import TokenizeTagged, align_tags
+from jobs.data.tokenizer_core import tokenizer_core
 from tests.conftest import SHARED_DATA
 
 SENTENCES = [
