@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import inspect
 import json
 import logging
 import time
@@ -32,10 +33,13 @@ HERE = Path(__file__).parent
 # what a deployment's code version hashes: a change to any of it restarts the replicas
 SERVING_CODE = (
     HERE / "app.py",
-    HERE / "inference.py",
+    HERE / "model.py",
+    HERE / "direct.py",
+    HERE / "pipelines.py",
+    HERE / "predictors.py",
     HERE / "question_answering.py",
     HERE / "requests.py",
-    HERE.parent / "specs" / "serving.py",
+    Path(inspect.getfile(ServeOptions)),
 )
 
 
@@ -132,10 +136,10 @@ class ModelServer:
         """Load the version named by ``config`` beside the current one, then swap."""
         if config.get("path") == self.model.get("path"):
             return
-        from jobs.serving.inference import Predictor
+        from jobs.serving.predictors import load_predictor
 
         predictor = await asyncio.to_thread(
-            Predictor,
+            load_predictor,
             config["path"],
             self.options.task,
             self.options.max_batch_tokens,

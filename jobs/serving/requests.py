@@ -62,7 +62,8 @@ class Param:
 AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
 DEFAULT_HYPOTHESIS = "This example is {}."
 # A candidate label or hypothesis template is a short phrase: longer ones are refused (413)
-# before they reach the tokenizer (the hypothesis must also fit the model, see Predictor.check).
+# before they reach the tokenizer (the hypothesis must also fit the model: see
+# PipelinePredictor.check).
 MAX_LABEL_CHARS = 1_000
 # token-classification's ignore_labels name some of the model's labels: a few dozen at most
 MAX_IGNORED_LABELS = 64

@@ -1,0 +1,26 @@
+"""Which predictor answers each endpoint task, and ``load_predictor`` to load one."""
+
+from __future__ import annotations
+
+from jobs.serving.direct import DIRECT_TASKS, DirectPredictor
+from jobs.serving.model import Predictor
+from jobs.serving.pipelines import PIPELINE_TASKS, PipelinePredictor
+
+PREDICTORS: dict[str, type[Predictor]] = {
+    **dict.fromkeys(DIRECT_TASKS, DirectPredictor),
+    **dict.fromkeys(PIPELINE_TASKS, PipelinePredictor),
+}
+
+
+def load_predictor(
+    path: str,
+    task: str,
+    max_batch_tokens: int | None = None,
+    device: str = "cpu",
+    quantize: str = "none",
+    dtype: str = "auto",
+) -> Predictor:
+    """The model version in ``path`` loaded to answer ``task`` (see ``Predictor``)."""
+    if task not in PREDICTORS:
+        raise ValueError(f"no predictor for task {task!r}; known: {', '.join(PREDICTORS)}")
+    return PREDICTORS[task](path, task, max_batch_tokens, device, quantize, dtype)
