@@ -46,21 +46,14 @@ ModelTask = Literal[
 ]
 MODEL_TASKS: tuple[str, ...] = get_args(ModelTask)
 
-# What an endpoint computes: the Hugging Face pipeline tasks of encoders, plus `embeddings`
-# (one pooled vector per input; `feature-extraction` gives the hidden state of every token).
-EndpointTask = Literal[
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "zero-shot-classification",
-    "fill-mask",
-    "feature-extraction",
-    "embeddings",
-]
+# What an endpoint computes: a model task (the head's), zero-shot classification (with an NLI
+# classifier), or `embeddings` (one pooled vector per input; `feature-extraction` gives the
+# hidden state of every token).
+EndpointTask = Literal[ModelTask, "zero-shot-classification", "embeddings"]
 ENDPOINT_TASKS: tuple[str, ...] = get_args(EndpointTask)
 
 # What a finetune job trains: a sequence classifier or a token classifier.
-FinetuneTask = Literal["text-classification", "token-classification"]
+FinetuneTask = Literal["text-classification", "token-classification"]  # of ModelTask
 FINETUNE_TASKS: tuple[str, ...] = get_args(FinetuneTask)
 
 

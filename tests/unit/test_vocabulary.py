@@ -14,6 +14,7 @@ from orchestrator.registry import JobStatus as RegistryJobStatus
 from orchestrator.specs import SPEC_CLASSES
 from orchestrator.specs.vocabulary import (
     ENDPOINT_TASKS,
+    FINETUNE_TASKS,
     JOB_KINDS,
     MODEL_TASKS,
     TERMINAL_STATUSES,
@@ -67,3 +68,7 @@ def test_the_console_spells_out_no_state_or_kind() -> None:
         text = script.read_text()
         assert '"SUCCEEDED"' not in text and '"CANCELLED"' not in text, script.name
         assert '"pretrain"' not in text, script.name
+
+
+def test_every_task_a_model_is_trained_for_is_a_model_task_an_endpoint_serves() -> None:
+    assert set(FINETUNE_TASKS) <= set(MODEL_TASKS) <= set(ENDPOINT_TASKS)
