@@ -82,7 +82,7 @@ bench: install
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.pretrain
 	$(BIN)/python -m bench.serve
-	$(BIN)/python -m bench.sst2_full    # the longest: about 20 minutes on 2 cores
+	$(BIN)/python -m bench.sst2_full    # the longest: a full epoch of SST-2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info site

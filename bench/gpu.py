@@ -1,5 +1,5 @@
 """GPU benchmark: what fine-tuning and serving reach on one GPU, through our own jobs and
-endpoints, in one run of at most ~8 minutes.
+endpoints, in one short run.
 
     python -m bench.gpu                 # on a machine with a CUDA GPU
     python -m bench.gpu --smoke         # the same code paths on CPU, tiny (run by the tests)
@@ -15,7 +15,7 @@ endpoints, in one run of at most ~8 minutes.
    per request: requests/s, tokens/s (requests/s x the sentences' mean token count), p50/p99.
 
 ``--smoke`` fine-tunes a 2-layer BERT for a few steps in fp32 on CPU (no bf16, no compile:
-compiling even a 2-layer model took 81 s on 2 cores) on the SST-2 excerpt that ships with the
+compiling even a 2-layer model is slow on a CPU) on the SST-2 excerpt that ships with the
 project, and serves it in float32 at concurrency 1 and 4: it checks that the benchmark runs end
 to end, and saves nothing.
 """

@@ -4,9 +4,9 @@ every job run, no client dying with a traceback, and how many database connectio
     python -m bench.storm                  # 100 submits, a fresh PostgreSQL database
     python -m bench.storm --submits 20 --registry-url postgresql://...
 
-Before the API, 100 simultaneous `orch submit` on PostgreSQL recorded 98 jobs: two CLI
-processes opened connections of their own and died ("FATAL: sorry, too many clients
-already"). Through the API, clients open no database connection; the server's pool does.
+Clients that each open a database connection of their own can exceed PostgreSQL's limit
+and die ("FATAL: sorry, too many clients already"). Through the API, clients open no database
+connection; the server's pool does.
 """
 
 from __future__ import annotations

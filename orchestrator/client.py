@@ -1,5 +1,5 @@
 """The CLI's side of the API: where the server is, the user's token, and calls that turn the
-server's error answers back into our errors (same messages and exit codes as before the API).
+server's error answers back into the errors it raised (same message and exit code).
 
 The server: ``ORCH_SERVER_URL`` (setting ``server_url``) with ``ORCH_TOKEN`` or the file
 ``token_file``; else this machine's local server, started when none runs, with the local

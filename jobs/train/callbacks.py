@@ -33,9 +33,9 @@ class ReportCheckpoint(TrainerCallback):
 
     Ray's ``RayTrainReportCallback`` has every rank copy "the last checkpoint" as soon as its
     own part is saved; with the output folder shared between workers (as multi-node training
-    needs), a fast rank copied the optimizer file while rank 0 was still writing it, and a
-    resumed job failed on a truncated file (seen in the kill-a-worker test). Here all ranks
-    first meet at a barrier, then rank 0 alone copies the folder and reports it.
+    needs), a fast rank can copy the optimizer file while rank 0 is still writing it, and a
+    resumed job then fails on a truncated file. Here all ranks first meet at a barrier, then
+    rank 0 alone copies the folder and reports it.
 
     ``in_place``: a single worker (Ray Train's local mode keeps reported checkpoints in memory
     only) marks the Trainer's own checkpoint folder complete instead of copying it; a later
@@ -58,8 +58,7 @@ class ReportCheckpoint(TrainerCallback):
         if state.global_step >= state.max_steps:
             # Training is over (every rank sees the same step, so none reports): a worker group
             # resumed from this checkpoint would take one step past max_steps (the Trainer
-            # checks the limit after a step; seen: a worker killed during the final
-            # evaluation gave 41 of 40 steps). A death from here on resumes from the previous
+            # checks the limit after a step). A death from here on resumes from the previous
             # checkpoint and trains the last steps again.
             return
         if self.in_place:

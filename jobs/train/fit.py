@@ -11,11 +11,10 @@ RNG state, through the Trainer's own resume.
 
 A single worker runs in the driver itself: Ray Train's local mode (``num_workers=0``), which
 starts no controller, worker or dataset-split actors. Each of those is a Python process that
-imports torch: on a 40-step version of ``bench/finetune.py``'s job on 2 cores they cost
-11-14 s of start-up (README, *Benchmarks*). With small data the driver has also tokenised
-the rows in memory (``data.pipeline``), so no Ray Data process starts either. Its checkpoints
-are marked complete in place, and when the driver dies the job's next attempt resumes from
-the latest complete one (``resume_point``).
+imports torch, so each adds to a job's start-up (docs/benchmarks.md). With small data the
+driver has also tokenised the rows in memory (``data.pipeline``), so no Ray Data process
+starts either. Its checkpoints are marked complete in place, and when the driver dies the
+job's next attempt resumes from the latest complete one (``resume_point``).
 """
 
 from __future__ import annotations

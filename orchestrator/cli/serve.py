@@ -54,8 +54,8 @@ def _autoscale(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     "--quantize",
     type=click.Choice(["none", "int8"]),
     default=None,
-    help="int8: dynamic int8 linear layers on CPU replicas (2.3x faster MiniLM forward "
-    "passes; 3% of SST-2 labels changed).",
+    help="int8: dynamic int8 linear layers on CPU replicas (faster forward passes; some "
+    "labels change: see docs/benchmarks.md).",
 )
 @click.option(
     "--dtype",

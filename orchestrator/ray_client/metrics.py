@@ -5,7 +5,7 @@ from every alive node, for the API server's ``/metrics`` to relay.
 Ray prefixes what ``ray.util.metrics`` records with ``ray_``: the replicas' counter
 ``orch_endpoint_requests`` comes out as ``ray_orch_endpoint_requests_total``. Each series
 carries Ray's own labels too (``NodeAddress``, ``WorkerId``, ...): one series per replica.
-The agents answer plain HTTP without auth (README, *The cluster*, **Security**).
+The agents answer plain HTTP without auth (docs/guide/security.md, *Ray*).
 """
 
 from __future__ import annotations

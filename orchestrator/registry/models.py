@@ -1,7 +1,7 @@
 """The registry schema: SQLAlchemy 2.0 typed models.
 
-Every table is defined here once; later job kinds fill the model, metric and deployment
-tables. Schema changes go through Alembic migrations in ``migrations/versions``.
+Every table is defined here once; the job kinds and endpoints fill the model, metric and
+deployment tables. Schema changes go through Alembic migrations in ``migrations/versions``.
 """
 
 from __future__ import annotations

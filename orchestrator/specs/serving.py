@@ -90,19 +90,19 @@ class ServeOptions(BaseModel):
     max_batch_tokens: int | None = Field(
         None,
         ge=16,
-        description="Padded tokens per forward pass; default 512 on CPU (measured fastest: "
-        "short padded passes), 16384 on GPU.",
+        description="Padded tokens per forward pass; default 512 on CPU (short padded passes "
+        "are the fastest there), 16384 on GPU.",
     )
     quantize: Literal["none", "int8"] = Field(
         "none",
         description="int8: dynamic int8 quantization of the linear layers at load (CPU only; "
-        "measured 2.3x faster MiniLM forward passes, SST-2 dev accuracy 0.891 vs 0.894).",
+        "faster forward passes, but some answers change: see docs/benchmarks.md).",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
         description="Weights and activations at inference; auto: bfloat16 on GPUs that have "
-        "it (else float16), float32 on CPU. bfloat16 on a CPU with AVX512-BF16 or AMX "
-        "measured 1.5-1.7x faster MiniLM with the same SST-2 dev answers.",
+        "it (else float16), float32 on CPU. bfloat16 gives faster forward passes on a CPU "
+        "with AVX512-BF16 or AMX (docs/benchmarks.md).",
     )
     max_input_chars: int = Field(20_000, ge=1, description="Longer inputs are refused (413).")
     max_items: int = Field(256, ge=1, description="Inputs in one request; more are refused.")
@@ -135,8 +135,8 @@ class ServeOptions(BaseModel):
     @property
     def max_ongoing_requests(self) -> int:
         """Serve caps a batch at this (default 5), and a proxy that finds every replica full
-        backs off and retries (measured: 5 s p50 at concurrency 64 with a cap of 32), so
-        queue generously in the replica: four batches' worth."""
+        backs off and retries (which adds latency under load), so queue generously in the
+        replica: four batches' worth."""
         return 4 * self.max_batch_size
 
 

@@ -1,6 +1,6 @@
 """The integration tests' real local Ray cluster (with its scheduler), and the models they
 share. The cluster lives for the integration tests only (package scope): the e2e tests that
-run after them start their own, and should not share the machine's 2 cores with an idle one."""
+run after them start their own, and should not share the machine's cores with an idle one."""
 
 from __future__ import annotations
 
@@ -108,8 +108,8 @@ def sst2_classifier(ray_cluster: dict, minilm: str) -> dict:
 @pytest.fixture(scope="package")
 def ner_model(ray_cluster: dict, minilm: str) -> dict:
     """MiniLM fine-tuned for named-entity recognition (token-classification, 13 WNUT-17 tags)
-    on 400 WNUT-17 training sentences for 120 steps of 8 (~60 s on 2 cores), scored on 400 dev
-    sentences (entity f1 0-0.3: WNUT-17 is hard and the budget small); trained once
+    on 400 WNUT-17 training sentences for 120 steps of 8, scored on 400 dev sentences (a low
+    entity f1: WNUT-17 is hard and the budget small); trained once
     for the tests that need a token classifier (training checks it, evaluate scores it,
     serving serves it): {"job_id", "name", "model" (NAME:VERSION), "path" (its artifact
     folder)}. Nobody adds versions to its name. Its base is MiniLM imported with `orch models

@@ -51,8 +51,8 @@ def same(ours: Any, theirs: Any, where: str = "answer") -> None:
 
 
 def pipeline(task: str, folder: str) -> Any:
-    """transformers' pipeline for ``task``; for question answering, which transformers 5
-    no longer ships, our own pipeline class run one input at a time by transformers'
+    """transformers' pipeline for ``task``; for question answering, for which transformers 5
+    ships no pipeline, our own pipeline class run one input at a time by transformers'
     pipeline machinery (the unit tests check it against a brute-force span search)."""
     import transformers
 

@@ -157,9 +157,9 @@ def _first_use(url: str, queue: mp.Queue) -> None:
 
     from alembic.runtime import migration
 
-    # Widen the gap after each transaction Alembic ends: when it committed after every
-    # revision, a second process took the lock there and applied the next revision again
-    # (seen once in CI on a loaded machine; with this pause, every time).
+    # Widen the gap after each transaction Alembic ends: if it committed after every
+    # revision, a second process would take the lock there and apply the next revision
+    # again, and this pause makes that race happen every time rather than rarely.
     end = migration._ProxyTransaction.__exit__
 
     def end_then_pause(self, *exc):  # type: ignore[no-untyped-def]

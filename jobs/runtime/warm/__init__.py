@@ -2,7 +2,7 @@
 
 A job's driver is a Ray Jobs entrypoint, a new Python process per job. Before it reads a row
 it imports torch, transformers, Ray Data and Ray Train: a large share of the time from submit
-to the first training step (README, *Benchmarks*). Here the entrypoint is
+to the first training step (docs/benchmarks.md, *Start-up*). Here the entrypoint is
 ``python -m jobs.runtime.warm run JOB_ID``, which imports nothing but the standard library and
 asks this node's *driver host* (``python -m jobs.runtime.warm serve KEY``: one per node,
 cluster, code version and environment, started by the first launcher that finds none) to fork

@@ -19,8 +19,8 @@ with engine.connect() as connection:
         render_as_batch=sqlite,
         compare_type=True,
         # SQLite's DDL is transactional, but Alembic assumes not and commits after each
-        # revision: a second process taking the lock in between read an older revision
-        # and applied the next one again ("duplicate column"). One transaction (the
+        # revision: a second process taking the lock in between would read an older revision
+        # and apply the next one again ("duplicate column"). One transaction (the
         # engine's BEGIN IMMEDIATE) holds the write lock from the revision read to the end.
         transactional_ddl=True if sqlite else None,
     )
