@@ -12,7 +12,7 @@ In memory (one worker, small data): the driver reads the same rows with the same
 tokenises them with the same UDFs itself, before training, into ``TokenizedRows``; a
 one-worker job trains in its driver, so no Ray Data process starts at all. On a small
 machine those processes cost seconds of start-up and a share of the cores beside the
-training step (README, *Benchmarks*).
+training step (docs/benchmarks.md, *Start-up*).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def tally(
     ``limit``), or of both sides of a split by fraction: ``[kept]`` or ``[train, held out]``.
 
     pyarrow in the driver, the parser Ray Data uses, reads the rows far faster than Ray
-    Data passes would on a small machine (README, *Benchmarks*)."""
+    Data passes would (each is a Ray job of new processes)."""
     label, text = columns.get(LABEL), columns[TEXT]
     read = list(dict.fromkeys(c for c in (label, text if split else None) if c)) or [text]
     counts: list[Counter[Any]] = [Counter(), Counter()]  # kept (or train), held out

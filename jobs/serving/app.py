@@ -226,9 +226,8 @@ class ModelServer:
     def _next_wait(self, last_batch: int) -> float:
         """How long the next batch waits to fill. Waiting starts once three or more
         requests came together (there is load worth batching) and stops when a request
-        comes alone, so one or two clients see no added latency. Measured with MiniLM on
-        2 CPU cores at concurrency 16: batches grow from ~3.6 requests to ~12 and requests/s
-        from 54 to 84; a lone client's latency drops from 35 ms (Serve's fixed wait) to 23."""
+        comes alone, so one or two clients see no added latency, while many clients get
+        larger batches than a fixed wait gives them (docs/benchmarks.md, *Serving*)."""
         if last_batch >= 3:
             self.waiting = True
         elif last_batch == 1:
