@@ -108,15 +108,14 @@ def test_a_failing_job_exits_1_and_says_why(cli_cluster: dict[str, str], tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
+@pytest.mark.postgres
 def test_twenty_simultaneous_submits_all_succeed(
-    cli_cluster: dict[str, str], backend: str, request: pytest.FixtureRequest
+    cli_cluster: dict[str, str], fresh_postgres_url: str
 ) -> None:
-    env = dict(cli_cluster)
-    if backend == "postgresql":
-        env["ORCH_REGISTRY_URL"] = request.getfixturevalue("fresh_postgres_url")
+    """Twenty `orch submit` processes at once through the API on a PostgreSQL registry: every
+    job recorded once and run. (Twenty processes writing one SQLite registry at once are
+    tests/unit/test_registry.py's.)"""
+    env = {**cli_cluster, "ORCH_REGISTRY_URL": fresh_postgres_url}
     before = {
         r["id"]
         for r in json.loads(
@@ -212,9 +211,14 @@ def worker_node(cluster_env: dict[str, str], cpus: int) -> Iterator[None]:
 
 
 @pytest.mark.slow
-def test_strict_spread_puts_one_worker_on_each_of_two_nodes(
+def test_a_two_worker_pretrain_spreads_over_two_nodes_and_registers_a_fill_mask_model(
     cli_cluster: dict[str, str], wordpiece: str
 ) -> None:
+    """A node joined with cluster/worker.sh, then a masked LM pretrained by two Ray Train
+    workers placed STRICT_SPREAD (one per node, fed by Ray Data shards): registered as a
+    fill-mask model with its tokenizer's lineage, its metrics, and safetensors that load."""
+    from transformers import AutoModelForMaskedLM, pipeline
+
     with worker_node(cli_cluster, cpus=1):
         nodes = json.loads(
             run_orch(["cluster", "status", "--format", "json"], cli_cluster, check=True).stdout
@@ -224,60 +228,41 @@ def test_strict_spread_puts_one_worker_on_each_of_two_nodes(
             [
                 "submit",
                 "jobs/configs/pretrain-distilbert-mars.yaml",
-                "--set",
-                "name=spread",
-                "--set",
-                f"tokenizer={wordpiece}",
-                "--set",
-                "train.max_steps=6",
-                "--set",
-                "train.eval_steps=6",
-                "--set",
-                "model.hidden=32",
-                "--set",
-                "model.intermediate=64",
-                "--set",
-                "scaling.num_workers=2",
-                "--set",
-                "scaling.cpus_per_worker=0.5",
-                "--set",
-                "scaling.placement=STRICT_SPREAD",
-                "--format",
-                "json",
-                "--wait",
+                *("--set", "name=spread", "--set", f"tokenizer={wordpiece}"),
+                *("--set", "train.max_steps=6", "--set", "train.eval_steps=6"),
+                *("--set", "train.logging_steps=2"),
+                *("--set", "model.layers=2", "--set", "model.hidden=32"),
+                *("--set", "model.intermediate=64", "--set", "scaling.num_workers=2"),
+                *("--set", "scaling.cpus_per_worker=0.5"),
+                *("--set", "scaling.placement=STRICT_SPREAD"),
+                *("--format", "json", "--wait"),
             ],
             cli_cluster,
             timeout=600,
         )
         assert proc.returncode == 0, proc.stderr
-        job_id = json.loads(proc.stdout)["id"]
-        shown = json.loads(
-            run_orch(
-                ["jobs", "show", str(job_id), "--format", "json"], cli_cluster, check=True
-            ).stdout
-        )
-        assert shown["result"]["worker_nodes"] == 2  # one worker on each node
+    job_id = json.loads(proc.stdout)["id"]
+    result = show(cli_cluster, "jobs", str(job_id))["result"]
+    assert result["worker_nodes"] == 2  # one worker on each node
+    assert result["model"] == "spread:1" and result["pipeline"] == "streaming"
+    version = show(cli_cluster, "models", "spread:1")
+    assert version["task"] == "fill-mask" and version["lineage"]["tokenizer"] == wordpiece
+    assert version["metrics"]["global_step"] == 6 and version["metrics"]["perplexity"] > 1
+    logged = json.loads(
+        run_orch(["jobs", "metrics", str(job_id), "--format", "json"], cli_cluster).stdout
+    )
+    names = {(m["split"], m["name"]) for m in logged}
+    assert {("train", "loss"), ("train", "tokens_per_s"), ("eval", "perplexity")} <= names
+    assert ("final", "perplexity") in names
+    folder = Path(version["artifact_uri"])
+    assert AutoModelForMaskedLM.from_pretrained(folder, use_safetensors=True).config.n_layers == 2
+    assert not (folder / "training_args.bin").exists()
+    assert len(pipeline("fill-mask", model=str(folder))("the princess of [MASK] smiled")) == 5
 
 
-def test_submit_starts_the_local_cluster_when_none_runs(tmp_path: Path) -> None:
-    env = clean_env(tmp_path / "home")
-    try:
-        proc = run_orch(
-            [
-                "submit",
-                "jobs/configs/tokenizer-bpe.yaml",
-                "--set",
-                "data.max_lines=500",
-                "--set",
-                "tokenizer.vocab_size=600",
-                "--wait",
-            ],
-            env,
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert (tmp_path / "home" / "cluster" / "state.json").is_file()
-    finally:
-        run_orch(["cluster", "down"], env)
+def show(env: dict[str, str], noun: str, ref: str) -> dict:
+    """``orch NOUN show REF --format json``."""
+    return json.loads(run_orch([noun, "show", ref, "--format", "json"], env, check=True).stdout)
 
 
 def cluster_state(env: dict[str, str]) -> dict:
@@ -316,16 +301,25 @@ def test_address_targets_an_existing_cluster(cli_cluster: dict[str, str], tmp_pa
     assert reachable(info["gcs_address"])
 
 
-def test_cluster_down_stops_only_its_own_cluster(
+def test_submit_starts_a_local_cluster_and_down_stops_only_that_one(
     cli_cluster: dict[str, str], tmp_path: Path
 ) -> None:
-    """A cluster of this test's own goes down; the module's cluster beside it lives on."""
+    """`orch submit` in a home with no cluster starts one and runs the job there; `orch cluster
+    down` then stops every process of it, while the module's cluster beside it lives on."""
     from orchestrator.ray_client.cluster_info import reachable
     from orchestrator.ray_client.local import our_processes
 
     env = clean_env(tmp_path / "home")
     try:
-        run_orch(["cluster", "up", "--num-cpus", "1"], env, check=True)
+        proc = run_orch(
+            [
+                "submit",
+                "jobs/configs/tokenizer-bpe.yaml",
+                *("--set", "data.max_lines=500", "--set", "tokenizer.vocab_size=600", "--wait"),
+            ],
+            env,
+        )
+        assert proc.returncode == 0, proc.stderr
         state = cluster_state(env)
         down = run_orch(["cluster", "down"], env, check=True)
     except BaseException:

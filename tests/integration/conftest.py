@@ -71,7 +71,7 @@ def sst2() -> Path:
 
 @pytest.fixture(scope="package")
 def sst2_classifier(ray_cluster: dict, minilm: str) -> dict:
-    """MiniLM fine-tuned on 640 SST-2 rows (2 epochs) by a finetune job, trained once for the
+    """MiniLM fine-tuned on 640 SST-2 rows (one epoch) by a finetune job, trained once for the
     tests that need a classifier that learned something (training checks its quality, evaluate
     scores it, serving serves it): {"job_id", "outcome", "name", "model"}. Nobody adds
     versions to its name."""
@@ -94,9 +94,9 @@ def sst2_classifier(ray_cluster: dict, minilm: str) -> dict:
                 "batch_size": 16,
                 "eval_batch_size": 64,
                 "logging_steps": 5,
-                "epochs": 2,
+                "epochs": 1,
                 "lr": 1e-4,
-                "eval_steps": 40,
+                "eval_steps": 20,
             },
             "scaling": {"num_workers": 1, "data_cpus": 0.5},
         },
