@@ -123,6 +123,7 @@ def test_bad_tagged_data_fails_naming_the_file_and_line(
     assert f"data.train: {empty} line 1: the file is empty" in error
 
 
+@pytest.mark.slow  # it needs the trained NER model
 def test_evaluate_checks_tags_and_metrics_against_the_model(
     in_process: Registry, ner_model: dict, tmp_path: Path
 ) -> None:
