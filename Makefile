@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ORCH := $(BIN)/orch
 
-.PHONY: install browser test check test-unit lint format docs demo bench clean
+.PHONY: install browser test check test-unit test-integration lint format docs demo bench clean
 
 install: $(VENV)/.installed
 
@@ -31,14 +31,24 @@ browser:
 		$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }; }
 
+# The unit tier (no Ray) runs beside the integration tier (one Ray cluster of its own): they
+# share the machine and nothing else; each prints its report when it ends. Then the e2e tier,
+# whose clusters and browser want the machine to themselves.
 test: install browser
-	$(BIN)/pytest
+	@echo "unit and integration tiers side by side; each reports when it ends"
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-unit test-integration
+	$(BIN)/pytest tests/e2e
 
 check: lint
-	$(BIN)/pytest -m "not slow" tests/unit tests/integration
+	@echo "unit and integration tiers side by side; each reports when it ends"
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-unit test-integration \
+		PYTEST_ARGS='-m "not slow"'
 
 test-unit: install
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
+
+test-integration: install
+	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
 
 CODE := orchestrator jobs tests bench docs/hooks
 
