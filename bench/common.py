@@ -191,7 +191,7 @@ def save(name: str, payload: dict[str, Any]) -> Path:
 
 def provenance() -> dict[str, str]:
     """How this run was made: its command line, UTC date, commit (``+changes`` when tracked
-    files differ from it) and machine."""
+    files other than results differ from it) and machine."""
     main = sys.modules["__main__"]
     module = main.__spec__.name if main.__spec__ else Path(sys.argv[0]).name
     return {
@@ -207,7 +207,9 @@ def commit() -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
 
     head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # results written by an earlier benchmark of the same run are not changes to the code
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
+    return head + ("+changes" if changed else "")
 
 
 def machine() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from jobs.serving.direct import DIRECT_TASKS, DirectPredictor
 from jobs.serving.model import Predictor
 from jobs.serving.pipelines import PIPELINE_TASKS, PipelinePredictor
@@ -12,15 +14,9 @@ PREDICTORS: dict[str, type[Predictor]] = {
 }
 
 
-def load_predictor(
-    path: str,
-    task: str,
-    max_batch_tokens: int | None = None,
-    device: str = "cpu",
-    quantize: str = "none",
-    dtype: str = "auto",
-) -> Predictor:
-    """The model version in ``path`` loaded to answer ``task`` (see ``Predictor``)."""
+def load_predictor(path: str, task: str, *args: Any, **options: Any) -> Predictor:
+    """The model version in ``path`` loaded to answer ``task``; the other arguments are
+    ``Predictor``'s (max_batch_tokens, device, quantize, dtype)."""
     if task not in PREDICTORS:
         raise ValueError(f"no predictor for task {task!r}; known: {', '.join(PREDICTORS)}")
-    return PREDICTORS[task](path, task, max_batch_tokens, device, quantize, dtype)
+    return PREDICTORS[task](path, task, *args, **options)
