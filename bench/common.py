@@ -212,20 +212,16 @@ def commit() -> str:
     return head + ("+changes" if changed else "")
 
 
+def cpu_model() -> str:
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else "unknown CPU"
+
+
 def machine() -> str:
     """CPU model, cores, memory and GPU of this machine."""
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            "unknown CPU",
-        )
-        if Path("/proc/cpuinfo").exists()
-        else "unknown CPU"
-    )
+    cpu = cpu_model()
     gpu = "no GPU"
     with contextlib.suppress(ImportError):
         import torch
